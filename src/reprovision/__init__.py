@@ -1,0 +1,3 @@
+"""reprovision: reproducible image-classification pipelines."""
+
+__version__ = "0.1.0"

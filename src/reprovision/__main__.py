@@ -1,0 +1,3 @@
+from reprovision.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Command line: `reprovision <stage> ...` (also `python -m reprovision <stage> ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Stage modules are imported only when their command runs: `download` need not load torch.
+COMMANDS = {
+    "download": ("reprovision.stages.download", "fetch and verify a dataset's raw files"),
+    "split": ("reprovision.stages.split", "stratified train/val/test split"),
+    "normalise": ("reprovision.stages.normalise", "per-channel statistics from train, applied"),
+    "train": ("reprovision.stages.train", "train with Lightning, tracked in MLflow"),
+    "evaluate": ("reprovision.stages.evaluate", "test-split metrics of the best checkpoint"),
+    "report": ("reprovision.stages.report", "HTML report of the run"),
+    "params": ("reprovision.stages.params", "compose conf/ into params.yaml (overrides allowed)"),
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def usage() -> str:
+    lines = [
+        "usage: reprovision <command> [options]   (reprovision <command> --help)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def quiet_libraries() -> None:
+    """Drop library chatter that says nothing about this run (advertising, internal deprecations)."""
+    import logging
+    import warnings
+
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: not str(record.msg).startswith("💡 Tip")
+    )
+    # Lightning 2.6 calls a torch.utils._pytree API that this torch deprecates; not ours to fix.
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return EXIT_OK if argv else EXIT_BAD_INPUT
+    command = argv[0]
+    if command not in COMMANDS:
+        print(
+            f"reprovision: error: unknown command {command!r}; choose one of {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+
+    from reprovision.errors import ConfigError, DataError, StageFailed
+
+    quiet_libraries()
+    module = importlib.import_module(COMMANDS[command][0])
+    parser = argparse.ArgumentParser(prog=f"reprovision {command}", description=module.__doc__)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])  # exits 2 on bad arguments
+    try:
+        module.run(args)
+    except (ConfigError, DataError) as e:
+        print(f"reprovision {command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StageFailed as e:
+        print(f"reprovision {command}: failed: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"reprovision {command}: interrupted; outputs were not written", file=sys.stderr)
+        return 130
+    return EXIT_OK

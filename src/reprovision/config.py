@@ -1,0 +1,275 @@
+"""Load the resolved config (params.yaml) and validate it against typed schemas, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from reprovision.errors import ConfigError
+
+
+def _require(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: expected {expected}")
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING  # used only by datasets without an official test split
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
+        _require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
+        _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
+        _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+
+
+# One schema per model option; the keys are the names in models.nets.NETS.
+@dataclass
+class CNNConfig:
+    name: str = "cnn"
+    channels: list[int] = MISSING
+    hidden: int = MISSING
+    dropout: float = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            len(self.channels) >= 1 and min(self.channels) >= 1,
+            "model.channels",
+            self.channels,
+            "a non-empty list of positive integers",
+        )
+        _require(self.hidden >= 1, "model.hidden", self.hidden, "an integer >= 1")
+        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= x < 1")
+
+
+@dataclass
+class MLPConfig:
+    name: str = "mlp"
+    hidden: list[int] = MISSING
+    dropout: float = MISSING
+
+    def __post_init__(self) -> None:
+        _require(
+            all(h >= 1 for h in self.hidden),
+            "model.hidden",
+            self.hidden,
+            "a list of positive integers",
+        )
+        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= x < 1")
+
+
+MODEL_SCHEMAS: dict[str, type] = {"cnn": CNNConfig, "mlp": MLPConfig}
+
+
+# One schema per optimizer option; the keys are the names in models.system.OPTIMIZERS.
+@dataclass
+class SGDConfig:
+    name: str = "sgd"
+    lr: float = MISSING
+    weight_decay: float = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.lr > 0, "optim.lr", self.lr, "a number > 0")
+        _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "a number >= 0")
+
+
+@dataclass
+class MomentumConfig(SGDConfig):
+    name: str = "momentum"
+    momentum: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(0 <= self.momentum < 1, "optim.momentum", self.momentum, "0 <= x < 1")
+
+
+@dataclass
+class AdamConfig(SGDConfig):
+    name: str = "adam"
+    betas: list[float] = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "optim.betas",
+            self.betas,
+            "two numbers in [0, 1)",
+        )
+
+
+OPTIM_SCHEMAS: dict[str, type] = {"sgd": SGDConfig, "momentum": MomentumConfig, "adam": AdamConfig}
+
+ACCELERATORS = ("auto", "cpu", "gpu")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = MISSING
+    accelerator: str = MISSING
+    devices: int = MISSING
+    precision: str = MISSING
+    deterministic: bool = MISSING
+    progress_bar: bool = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
+        _require(
+            self.accelerator in ACCELERATORS,
+            "trainer.accelerator",
+            self.accelerator,
+            "one of " + ", ".join(ACCELERATORS),
+        )
+        _require(self.devices >= 1, "trainer.devices", self.devices, "an integer >= 1")
+        _require(
+            self.precision in PRECISIONS,
+            "trainer.precision",
+            self.precision,
+            "one of " + ", ".join(PRECISIONS),
+        )
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else the project's sqlite store
+    experiment: str = MISSING
+
+
+@dataclass
+class ReportConfig:
+    gallery_size: int = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.gallery_size >= 0, "report.gallery_size", self.gallery_size, "an integer >= 0")
+
+
+@dataclass
+class Config:
+    seed: int = MISSING
+    data: DataConfig = MISSING
+    model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by model.name
+    optim: Any = MISSING  # one of OPTIM_SCHEMAS, chosen by optim.name
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    report: ReportConfig = MISSING
+
+
+def _choice(raw: DictConfig, group: str, schemas: dict[str, type]) -> type:
+    section = raw.get(group)
+    name = section.get("name") if isinstance(section, DictConfig) else None
+    if name not in schemas:
+        raise ConfigError(
+            f"{group}.name={name!r} is unknown: choose one of {', '.join(schemas)}"
+            f" (e.g. -S {group}={next(iter(schemas))})"
+        )
+    return schemas[name]
+
+
+def validate(raw: DictConfig) -> Config:
+    """Check `raw` against the schemas; return typed config or raise ConfigError (one line)."""
+    if not isinstance(raw, DictConfig):
+        raise ConfigError("the config must be a mapping of sections (data, model, optim, ...)")
+    sections = {
+        **typing.get_type_hints(Config),
+        "model": _choice(raw, "model", MODEL_SCHEMAS),
+        "optim": _choice(raw, "optim", OPTIM_SCHEMAS),
+    }
+    schema = OmegaConf.structured(Config)
+    schema.model = OmegaConf.structured(sections["model"])
+    schema.optim = OmegaConf.structured(sections["optim"])
+    try:
+        merged = OmegaConf.merge(schema, raw)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"{missing[0]} is missing: add it to conf/ or params.yaml")
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as e:
+        parent = sections.get((e.full_key or "").rpartition(".")[0], Config)
+        allowed = ", ".join(f.name for f in dataclasses.fields(parent))
+        raise ConfigError(f"{e.full_key} is not a known setting: allowed keys are {allowed}") from None
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{e.full_key} is missing: add it to conf/ or params.yaml") from None
+    except ValidationError as e:
+        first = str(e).splitlines()[0]
+        raise ConfigError(f"{e.full_key}: {first}") from None
+    except OmegaConfBaseException as e:  # anything else OmegaConf rejects
+        raise ConfigError(f"{getattr(e, 'full_key', '') or 'config'}: {str(e).splitlines()[0]}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a resolved config file such as params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file; run from the project root or pass --params")
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as e:  # YAML syntax errors come in many types
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return validate(raw)
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """Every resolved value under a dotted key (`optim.lr`), for tracking and comparison."""
+
+    def walk(prefix: str, value: Any) -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(walk(f"{prefix}.{k}" if prefix else str(k), v))
+            return out
+        return {prefix: value}
+
+    return walk("", OmegaConf.to_container(OmegaConf.structured(cfg)))
+
+
+def compose(config_dir: str | Path = "conf", overrides: list[str] | None = None) -> DictConfig:
+    """Compose conf/ with Hydra, exactly as `dvc exp run` does before writing params.yaml."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    try:
+        with initialize_config_dir(str(Path(config_dir).resolve()), version_base=None):
+            cfg = hydra_compose(config_name="config", overrides=overrides or [])
+    except (HydraException, OmegaConfBaseException) as e:
+        # Hydra's message spans lines ("Could not find 'model/x'", "Available options ..."):
+        # keep it to one line, options included.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith(("Config search path", "provider="))]
+        options = [i for i, ln in enumerate(lines) if ln.startswith("Available options")]
+        if options:
+            i = options[0]
+            lines = [*lines[:i], f"{lines[i]} {', '.join(lines[i + 1 :])}"]
+        raise ConfigError("; ".join(lines)) from None
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def write_params(
+    path: str | Path, config_dir: str | Path = "conf", overrides: list[str] | None = None
+) -> Config:
+    """Compose, validate, and write the resolved config (params.yaml) atomically."""
+    from reprovision.files import atomic_file
+
+    cfg = compose(config_dir, overrides)
+    typed = validate(cfg)
+    with atomic_file(path) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+    return typed
