@@ -1,0 +1,1 @@
+"""Networks (plain nn.Modules) and the one LightningModule that trains any of them."""

@@ -1,0 +1,98 @@
+"""split stage: stratified, seeded train/val/test split; the test set is never tuned on."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from reprovision.config import load_config
+from reprovision.data.sources import check_manifest, source
+from reprovision.errors import DataError
+from reprovision.files import atomic_dir, read_json, save_arrays, write_json
+
+SPLITS = ("train", "val", "test")
+
+
+def split_stratified(
+    labels: np.ndarray, val_fraction: float, test_fraction: float | None, seed: int
+) -> dict[str, np.ndarray]:
+    """Sorted index arrays per split, each class in proportion to its share of `labels`.
+
+    `test_fraction=None` means the dataset brings its own test set: only val is carved.
+    """
+    idx = np.arange(len(labels))
+    try:
+        if test_fraction is not None:
+            idx, test = train_test_split(
+                idx, test_size=test_fraction, stratify=labels[idx], random_state=seed
+            )
+        train, val = train_test_split(idx, test_size=val_fraction, stratify=labels[idx], random_state=seed)
+    except ValueError as e:  # e.g. a class too small to appear in every split
+        raise DataError(
+            f"cannot split stratified: {e}; lower data.val_fraction / "
+            "data.test_fraction or add images to the small classes"
+        ) from None
+    out = {"train": np.sort(train), "val": np.sort(val)}
+    if test_fraction is not None:
+        out["test"] = np.sort(test)
+    return out
+
+
+def class_counts(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=len(classes))
+    return {name: int(n) for name, n in zip(classes, counts, strict=True)}
+
+
+def split(
+    name: str, raw_dir: Path, out_dir: Path, val_fraction: float, test_fraction: float, seed: int
+) -> dict:
+    """Read verified raw files, split them, write {train,val,test}.npz and summary.json."""
+    manifest = read_json(raw_dir / "manifest.json")
+    if manifest.get("dataset") != name:
+        raise DataError(
+            f"{raw_dir} holds {manifest.get('dataset')!r}, not {name!r}; rerun the download stage"
+        )
+    check_manifest(raw_dir, manifest)
+    raw = source(name).read(raw_dir)
+
+    has_test = raw.x_test is not None
+    parts = split_stratified(raw.y_train, val_fraction, None if has_test else test_fraction, seed)
+    arrays = {s: (raw.x_train[i], raw.y_train[i]) for s, i in parts.items()}
+    if has_test:
+        arrays["test"] = (raw.x_test, raw.y_test)
+
+    summary = {
+        "dataset": name,
+        "classes": raw.classes,
+        "image_shape": list(raw.x_train.shape[1:]),
+        "raw_bytes": sum(f["bytes"] for f in manifest["files"].values()),
+        "test_source": "official test split" if has_test else f"held out ({test_fraction:g})",
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "sizes": {s: len(arrays[s][1]) for s in SPLITS},
+        "class_counts": {s: class_counts(arrays[s][1], raw.classes) for s in SPLITS},
+    }
+    with atomic_dir(out_dir) as tmp:
+        for s in SPLITS:
+            x, y = arrays[s]
+            save_arrays(tmp / f"{s}.npz", x=x, y=y.astype(np.int64))
+        write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default="params.yaml", help="resolved config")
+    parser.add_argument("--raw", required=True, type=Path, help="raw data directory (download)")
+    parser.add_argument("--out", required=True, type=Path, help="split directory to write")
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = load_config(args.params)
+    summary = split(
+        cfg.data.name, args.raw, args.out, cfg.data.val_fraction, cfg.data.test_fraction, cfg.seed
+    )
+    sizes = ", ".join(f"{s} {n}" for s, n in summary["sizes"].items())
+    print(f"split: {cfg.data.name}: {sizes} -> {args.out}")
