@@ -1,0 +1,33 @@
+"""Shared fixtures: the project root, and tiny splits for stage tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def tiny_split(tmp_path: Path) -> Path:
+    """A split directory like the split stage writes: 3 classes of 4x4 greyscale images."""
+    from reprovision.files import save_arrays, write_json
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "split"
+    out.mkdir()
+    for split, n in (("train", 60), ("val", 15), ("test", 15)):
+        y = np.arange(n) % 3
+        # Class k is brighter in row k: learnable, not trivially constant.
+        x = rng.integers(0, 60, size=(n, 1, 4, 4), dtype=np.uint8)
+        x[np.arange(n), 0, y, :] += 180
+        save_arrays(out / f"{split}.npz", x=x, y=y.astype(np.int64))
+    write_json(out / "summary.json", {"classes": ["a", "b", "c"], "image_shape": [1, 4, 4]})
+    return out

@@ -1,0 +1,54 @@
+"""split: stratified, seeded, disjoint; the summary counts every class in every split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reprovision.errors import DataError
+from reprovision.stages.download import download
+from reprovision.stages.split import SPLITS, split, split_stratified
+
+LABELS = np.repeat(np.arange(5), [100, 80, 60, 40, 20])
+
+
+def test_splits_are_disjoint_and_cover_everything():
+    parts = split_stratified(LABELS, 0.2, 0.2, seed=1)
+    together = np.concatenate([parts[s] for s in SPLITS])
+    assert len(together) == len(LABELS) == len(np.unique(together))
+
+
+def test_every_class_keeps_its_share_in_every_split():
+    parts = split_stratified(LABELS, 0.2, 0.2, seed=1)
+    overall = np.bincount(LABELS) / len(LABELS)
+    for s in SPLITS:
+        share = np.bincount(LABELS[parts[s]], minlength=5) / len(parts[s])
+        assert np.abs(share - overall).max() < 0.02, s
+
+
+def test_same_seed_same_split_other_seed_other_split():
+    a, b = split_stratified(LABELS, 0.2, 0.2, 7), split_stratified(LABELS, 0.2, 0.2, 7)
+    c = split_stratified(LABELS, 0.2, 0.2, 8)
+    assert all(np.array_equal(a[s], b[s]) for s in SPLITS)
+    assert not np.array_equal(a["val"], c["val"])
+
+
+def test_official_test_split_only_carves_val():
+    parts = split_stratified(LABELS, 0.25, None, seed=0)
+    assert set(parts) == {"train", "val"}
+    assert len(parts["val"]) == 75
+
+
+def test_too_small_class_is_a_clear_data_error():
+    with pytest.raises(DataError, match=r"lower data\.val_fraction"):
+        split_stratified(np.array([0, 0, 0, 0, 1]), 0.2, 0.2, seed=0)
+
+
+def test_split_stage_on_digits(tmp_path):
+    download("digits", tmp_path / "raw")
+    summary = split("digits", tmp_path / "raw", tmp_path / "split", 0.2, 0.2, seed=42)
+    assert summary["sizes"] == {"train": 1149, "val": 288, "test": 360}
+    for s in SPLITS:
+        assert sum(summary["class_counts"][s].values()) == summary["sizes"][s]
+        assert min(summary["class_counts"][s].values()) > 0
+        assert (tmp_path / "split" / f"{s}.npz").is_file()

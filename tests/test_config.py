@@ -1,0 +1,80 @@
+"""Config: conf/ composes into the committed params.yaml, and bad values stop with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from reprovision.config import compose, flatten, load_config, validate
+from reprovision.errors import ConfigError
+
+
+def test_committed_params_equal_composition_of_conf(root):
+    composed = OmegaConf.to_container(compose(root / "conf"))
+    committed = yaml.safe_load((root / "params.yaml").read_text())
+    assert committed == composed, "params.yaml is stale: run `make params` and commit it"
+
+
+def test_default_config_is_valid(root):
+    cfg = load_config(root / "params.yaml")
+    assert cfg.data.name == "digits"
+    assert 0 < cfg.data.val_fraction < 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.val_fraction=1.5"], "data.val_fraction=1.5 is out of range"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 is out of range"),
+        (["data.batch_size=abc"], "data.batch_size"),
+        (["+data.shuffle=true"], "data.shuffle is not a known setting: allowed keys are name,"),
+        (["+optim.momentum=0.9"], "optim.momentum is not a known setting"),  # adam has no momentum
+        (["model=resnet"], "Available options in 'model': cnn, mlp"),
+        (["trainer.precision=64"], "trainer.precision='64' is out of range: expected one of 32"),
+    ],
+)
+def test_bad_values_name_the_key(root, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        validate(compose(root / "conf", overrides))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_group_options_compose(root):
+    cfg = validate(compose(root / "conf", ["model=mlp", "optim=momentum", "optim.lr=0.01"]))
+    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.optim.momentum) == (
+        "mlp",
+        "momentum",
+        0.01,
+        0.9,
+    )
+    exp = validate(compose(root / "conf", ["experiment=digits_mlp_sgd"]))
+    assert (exp.model.name, exp.optim.name, exp.trainer.max_epochs) == ("mlp", "momentum", 20)
+
+
+def test_flatten_gives_dotted_keys(root):
+    flat = flatten(load_config(root / "params.yaml"))
+    assert flat["optim.lr"] == 0.001
+    assert flat["model.name"] == "cnn"
+    assert all(not isinstance(v, dict) for v in flat.values())
+
+
+def test_stage_exits_2_with_one_line_on_bad_params(tmp_path, root):
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["data"]["val_fraction"] = 1.5
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    out = tmp_path / "raw"
+    proc = subprocess.run(
+        [sys.executable, "-m", "reprovision", "download", "--params", str(bad), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "data.val_fraction=1.5" in proc.stderr
+    assert not out.exists()
