@@ -1,0 +1,48 @@
+# The few verbs a newcomer needs. Each creates .venv and installs the pinned packages first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Stage commands in dvc.yaml call `python`: the project's interpreter must come first on PATH.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help install run test test-fast lint format params ui clean
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required: make PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the pinned packages
+
+run: $(STAMP) ## run the whole pipeline (dvc repro), then say where to look
+	dvc repro
+	@echo "report: reports/index.html   runs: mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+test: $(STAMP) ## run the whole test suite (includes real dvc repro runs)
+	pytest
+
+test-fast: $(STAMP) ## unit and stage tests only, no pipeline runs
+	pytest -m "not slow"
+
+lint: $(STAMP) ## ruff lint and format check
+	ruff check src tests
+	ruff format --check src tests
+
+format: $(STAMP) ## apply ruff fixes and formatting
+	ruff check --fix src tests
+	ruff format src tests
+
+params: $(STAMP) ## compose conf/ into params.yaml (what dvc exp run does; dvc repro does not)
+	python -m reprovision params
+
+ui: $(STAMP) ## open the MLflow UI on the project's store
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+
+clean: ## remove pipeline outputs (keeps .venv, the DVC cache and the MLflow store)
+	rm -rf data/raw data/split data/normalised models checkpoints metrics reports dvc_plots
