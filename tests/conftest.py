@@ -29,5 +29,16 @@ def tiny_split(tmp_path: Path) -> Path:
         x = rng.integers(0, 60, size=(n, 1, 4, 4), dtype=np.uint8)
         x[np.arange(n), 0, y, :] += 180
         save_arrays(out / f"{split}.npz", x=x, y=y.astype(np.int64))
-    write_json(out / "summary.json", {"classes": ["a", "b", "c"], "image_shape": [1, 4, 4]})
+    sizes = {"train": 60, "val": 15, "test": 15}
+    write_json(
+        out / "summary.json",
+        {
+            "dataset": "tiny",
+            "classes": ["a", "b", "c"],
+            "image_shape": [1, 4, 4],
+            "raw_bytes": 0,
+            "sizes": sizes,
+            "class_counts": {s: {c: n // 3 for c in "abc"} for s, n in sizes.items()},
+        },
+    )
     return out

@@ -26,17 +26,45 @@ def _require(ok: bool, key: str, value: Any, expected: str) -> None:
 
 @dataclass
 class DataConfig:
-    name: str = MISSING
+    name: str = MISSING  # one of data.sources.DATASETS
+    mirror: str | None = MISSING  # http(s) base URL or local directory, tried before the official URLs
+    classes: list[str] | None = MISSING  # a subset of the dataset's classes (relabelled 0..k-1)
+    path: str | None = MISSING  # imagefolder: a directory or .tar/.tar.gz/.zip of train/<class>/*
+    channels: int | None = MISSING  # imagefolder: 1 (greyscale) or 3 (RGB)
+    image_size: int | None = MISSING  # imagefolder: resize every image to this square size
     val_fraction: float = MISSING
-    test_fraction: float = MISSING  # used only by datasets without an official test split
+    test_fraction: float = MISSING  # used only by datasets without a test split of their own
     batch_size: int = MISSING
     num_workers: int = MISSING
 
     def __post_init__(self) -> None:
+        from reprovision.data.sources import DATASETS, IMAGEFOLDER
+
+        _require(self.name in DATASETS, "data.name", self.name, "one of " + ", ".join(DATASETS))
         _require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
         _require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
         _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        _require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
+        _require(
+            self.image_size is None or self.image_size >= 1,
+            "data.image_size",
+            self.image_size,
+            "an integer >= 1 or null",
+        )
+        _require(
+            self.classes is None or len(set(self.classes)) == len(self.classes) >= 2,
+            "data.classes",
+            self.classes,
+            "null or at least two distinct class names",
+        )
+        if self.name == IMAGEFOLDER:
+            if not self.path:
+                raise ConfigError(
+                    "data=imagefolder needs data.path: a directory or .tar/.tar.gz/.zip of "
+                    "train/<class>/ images (-S data.path=...)"
+                )
+            _require(self.channels is not None, "data.channels", self.channels, "1 or 3 for data=imagefolder")
 
 
 # One schema per model option; the keys are the names in models.nets.NETS.

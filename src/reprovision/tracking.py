@@ -70,6 +70,21 @@ def lightning_logger(cfg: Config):
     return logger
 
 
+def log_dataset(logger, summary: dict, summary_path: Path) -> None:
+    """The dataset's facts as params (name, classes, raw size, split sizes); the full summary,
+    with class counts per split, as an artifact."""
+    params = {
+        "dataset.name": summary["dataset"],
+        "dataset.classes": ",".join(summary["classes"]),
+        "dataset.num_classes": len(summary["classes"]),
+        "dataset.image_shape": "x".join(map(str, summary["image_shape"])),
+        "dataset.raw_bytes": summary["raw_bytes"],
+        **{f"dataset.size.{split}": n for split, n in summary["sizes"].items()},
+    }
+    logger.log_hyperparams(params)
+    logger.experiment.log_artifact(logger.run_id, str(summary_path), "data")
+
+
 class PipelineRun:
     """The MLflow run train opened, reopened by later stages from `models/run.json`."""
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.data.formats import data_config
 
+from reprovision.data.sources import RawData
 from reprovision.errors import DataError
 from reprovision.stages.download import download
-from reprovision.stages.split import SPLITS, split, split_stratified
+from reprovision.stages.split import SPLITS, select_classes, split, split_stratified
 
 LABELS = np.repeat(np.arange(5), [100, 80, 60, 40, 20])
 
@@ -45,10 +47,22 @@ def test_too_small_class_is_a_clear_data_error():
 
 
 def test_split_stage_on_digits(tmp_path):
-    download("digits", tmp_path / "raw")
-    summary = split("digits", tmp_path / "raw", tmp_path / "split", 0.2, 0.2, seed=42)
+    download(data_config(), tmp_path / "raw")
+    summary = split(data_config(), tmp_path / "raw", tmp_path / "split", seed=42)
     assert summary["sizes"] == {"train": 1149, "val": 288, "test": 360}
+    assert summary["raw_bytes"] > 0 and summary["classes"] == [str(d) for d in range(10)]
     for s in SPLITS:
         assert sum(summary["class_counts"][s].values()) == summary["sizes"][s]
         assert min(summary["class_counts"][s].values()) > 0
         assert (tmp_path / "split" / f"{s}.npz").is_file()
+
+
+def test_class_subset_is_relabelled_and_keeps_names():
+    x = np.arange(12, dtype=np.uint8).reshape(6, 1, 1, 2)
+    raw = RawData(x, np.array([0, 1, 2, 0, 1, 2]), x[:3], np.array([2, 1, 0]), ["plane", "car", "bird"])
+    sub = select_classes(raw, ["bird", "plane"], "toy")  # listed order does not matter
+    assert sub.classes == ["plane", "bird"]
+    assert sub.y_train.tolist() == [0, 1, 0, 1] and sub.y_test.tolist() == [1, 0]
+    assert np.array_equal(sub.x_train, x[[0, 2, 3, 5]])
+    with pytest.raises(DataError, match="'ship' is not a class of toy; choose from plane, car, bird"):
+        select_classes(raw, ["ship", "car"], "toy")

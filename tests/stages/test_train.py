@@ -42,6 +42,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     summary = train(
         cfg,
         tmp_path / "norm",
+        tiny_split / "summary.json",
         tmp_path / "ckpt",
         tmp_path / "models",
         tmp_path / "train.json",
@@ -69,4 +70,6 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     run_id = read_json(tmp_path / "models" / "run.json")["run_id"]
     run = MlflowClient(uri).get_run(run_id)
     assert run.data.params["model.name"] == "mlp"
+    assert run.data.params["dataset.classes"] == "a,b,c"
+    assert run.data.params["dataset.size.train"] == "60"
     assert run.data.metrics["test/acc"] == headline["test/acc"]

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from reprovision.config import load_config
-from reprovision.data.sources import source, verify_files
+from reprovision.config import DataConfig, load_config
+from reprovision.data.sources import fetch
 from reprovision.files import atomic_dir, write_json
 
 
-def download(name: str, out_dir: Path) -> dict:
-    """Fetch dataset `name` into `out_dir` (replaced whole, and only once verified)."""
-    src = source(name)
+def download(cfg: DataConfig, out_dir: Path) -> dict:
+    """Fetch dataset `cfg.name` into `out_dir`: replaced whole, and only once every file verified."""
     with atomic_dir(out_dir) as tmp:
-        origin = src.fetch(tmp)
-        manifest = {
-            "dataset": name,
-            "description": src.description,
-            "origin": origin,
-            "files": verify_files(tmp, src.files),
-        }
+        manifest = fetch(cfg.name, cfg, tmp)
         write_json(tmp / "manifest.json", manifest)
     return manifest
 
@@ -31,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = load_config(args.params)
-    manifest = download(cfg.data.name, args.out)
+    manifest = download(cfg.data, args.out)
     total = sum(f["bytes"] for f in manifest["files"].values())
     print(
         f"download: {cfg.data.name}: {len(manifest['files'])} file(s), {total:,} bytes, "

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from reprovision.config import load_config
-from reprovision.data.sources import check_manifest, source
+from reprovision.config import DataConfig, load_config
+from reprovision.data.sources import RawData, check_manifest, read
 from reprovision.errors import DataError
 from reprovision.files import atomic_dir, read_json, save_arrays, write_json
 
@@ -46,31 +46,55 @@ def class_counts(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
     return {name: int(n) for name, n in zip(classes, counts, strict=True)}
 
 
-def split(
-    name: str, raw_dir: Path, out_dir: Path, val_fraction: float, test_fraction: float, seed: int
-) -> dict:
+def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawData:
+    """Keep only the named classes, relabelled 0..k-1 in the dataset's own class order."""
+    if names is None:
+        return raw
+    unknown = [n for n in names if n not in raw.classes]
+    if unknown:
+        raise DataError(
+            f"data.classes: {unknown[0]!r} is not a class of {dataset}; choose from {', '.join(raw.classes)}"
+        )
+    keep = [i for i, c in enumerate(raw.classes) if c in names]
+    relabel = np.full(len(raw.classes), -1, dtype=np.int64)
+    relabel[keep] = np.arange(len(keep))
+
+    def subset(x: np.ndarray | None, y: np.ndarray | None) -> tuple:
+        if x is None or y is None:
+            return None, None
+        mask = relabel[y] >= 0
+        return x[mask], relabel[y[mask]]
+
+    return RawData(
+        *subset(raw.x_train, raw.y_train), *subset(raw.x_test, raw.y_test), [raw.classes[i] for i in keep]
+    )
+
+
+def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
     """Read verified raw files, split them, write {train,val,test}.npz and summary.json."""
     manifest = read_json(raw_dir / "manifest.json")
-    if manifest.get("dataset") != name:
+    if manifest.get("dataset") != data.name:
         raise DataError(
-            f"{raw_dir} holds {manifest.get('dataset')!r}, not {name!r}; rerun the download stage"
+            f"{raw_dir} holds {manifest.get('dataset')!r}, not {data.name!r}; rerun the download stage"
         )
     check_manifest(raw_dir, manifest)
-    raw = source(name).read(raw_dir)
+    raw = select_classes(read(data.name, raw_dir, data), data.classes, data.name)
 
     has_test = raw.x_test is not None
-    parts = split_stratified(raw.y_train, val_fraction, None if has_test else test_fraction, seed)
+    test_fraction = None if has_test else data.test_fraction
+    parts = split_stratified(raw.y_train, data.val_fraction, test_fraction, seed)
     arrays = {s: (raw.x_train[i], raw.y_train[i]) for s, i in parts.items()}
     if has_test:
         arrays["test"] = (raw.x_test, raw.y_test)
 
     summary = {
-        "dataset": name,
+        "dataset": data.name,
+        "description": manifest.get("description", ""),
         "classes": raw.classes,
         "image_shape": list(raw.x_train.shape[1:]),
         "raw_bytes": sum(f["bytes"] for f in manifest["files"].values()),
-        "test_source": "official test split" if has_test else f"held out ({test_fraction:g})",
-        "val_fraction": val_fraction,
+        "test_source": "the dataset's own test split" if has_test else f"held out ({data.test_fraction:g})",
+        "val_fraction": data.val_fraction,
         "seed": seed,
         "sizes": {s: len(arrays[s][1]) for s in SPLITS},
         "class_counts": {s: class_counts(arrays[s][1], raw.classes) for s in SPLITS},
@@ -91,8 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
-    summary = split(
-        cfg.data.name, args.raw, args.out, cfg.data.val_fraction, cfg.data.test_fraction, cfg.seed
-    )
+    summary = split(cfg.data, args.raw, args.out, cfg.seed)
     sizes = ", ".join(f"{s} {n}" for s, n in summary["sizes"].items())
     print(f"split: {cfg.data.name}: {sizes} -> {args.out}")

@@ -16,7 +16,7 @@ from reprovision import tracking
 from reprovision.config import Config, load_config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import StageFailed
-from reprovision.files import atomic_dir, atomic_file, write_json
+from reprovision.files import atomic_dir, atomic_file, read_json, write_json
 from reprovision.models.system import ImageClassifier
 
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "train/lr")
@@ -46,6 +46,7 @@ def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
 def train(
     cfg: Config,
     data_dir: Path,
+    split_summary: Path,
     checkpoint_dir: Path,
     out_dir: Path,
     metrics_path: Path,
@@ -64,6 +65,7 @@ def train(
         std=stats["std"],
     )
     logger = tracking.lightning_logger(cfg)
+    tracking.log_dataset(logger, read_json(split_summary), split_summary)
     # The checkpoint directory persists across runs (DVC `persist`); names are fixed and
     # overwritten, so a rerun never picks up `best-v1.ckpt` from an earlier config.
     checkpoint = ModelCheckpoint(
@@ -120,6 +122,7 @@ def train(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="resolved config")
     parser.add_argument("--data", required=True, type=Path, help="normalised data directory")
+    parser.add_argument("--summary", required=True, type=Path, help="the split stage's summary.json")
     parser.add_argument(
         "--checkpoints",
         required=True,
@@ -135,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
-    summary = train(cfg, args.data, args.checkpoints, args.out, args.metrics, args.curves)
+    summary = train(cfg, args.data, args.summary, args.checkpoints, args.out, args.metrics, args.curves)
     print(
         f"train: best val/acc {summary['val/acc']:.4f} at epoch {summary['best_epoch']} "
         f"of {summary['epochs']} -> {args.out}"
