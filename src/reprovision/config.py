@@ -105,16 +105,20 @@ class MLPConfig:
 MODEL_SCHEMAS: dict[str, type] = {"cnn": CNNConfig, "mlp": MLPConfig}
 
 
+SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over all training steps
+
 # One schema per optimizer option; the keys are the names in models.system.OPTIMIZERS.
 @dataclass
 class SGDConfig:
     name: str = "sgd"
     lr: float = MISSING
     weight_decay: float = MISSING
+    schedule: str = MISSING  # one of SCHEDULES: the learning rate over training
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "a number > 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "a number >= 0")
+        _require(self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES))
 
 
 @dataclass

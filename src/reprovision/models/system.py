@@ -84,7 +84,14 @@ class ImageClassifier(pl.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
-        return OPTIMIZERS[self.hparams.optim["name"]](self.parameters(), self.hparams.optim)
+        optim = self.hparams.optim
+        optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim)
+        if optim["schedule"] == "constant":
+            return optimizer
+        # cosine: stepped every batch, so short runs decay smoothly to zero.
+        steps = self.trainer.estimated_stepping_batches
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 def load_classifier(path: str | Path) -> ImageClassifier:
