@@ -107,6 +107,7 @@ MODEL_SCHEMAS: dict[str, type] = {"cnn": CNNConfig, "mlp": MLPConfig}
 
 SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over all training steps
 
+
 # One schema per optimizer option; the keys are the names in models.system.OPTIMIZERS.
 @dataclass
 class SGDConfig:
@@ -118,7 +119,9 @@ class SGDConfig:
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "a number > 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "a number >= 0")
-        _require(self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES))
+        _require(
+            self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES)
+        )
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reprovision.config import Config, flatten
+from reprovision.data.fetch import masked
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
 
@@ -66,7 +67,10 @@ def lightning_logger(cfg: Config):
         tags=run_tags(),
         log_model=True,
     )
-    logger.log_hyperparams(flatten(cfg))
+    params = flatten(cfg)
+    if params.get("data.mirror"):
+        params["data.mirror"] = masked(params["data.mirror"])  # never a password in MLflow
+    logger.log_hyperparams(params)
     return logger
 
 
