@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.data.formats import (
+    ROOT,
     SHARED,
     cifar_batch,
     data_config,
@@ -351,3 +352,39 @@ def image_folder(root: Path, layout: dict[str, dict[str, int]], size=(10, 10)) -
 
 def imagefolder(path: Path):
     return data_config("data=imagefolder", f"data.path={path}")
+
+
+def test_cli_failure_is_one_line_per_source_then_the_error(tmp_path, closed_port_url):
+    """What a user sees from `dvc repro` when the mirror is down: no traceback, exit 2."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"] = {**params["data"], "name": "cifar10", "mirror": closed_port_url}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_OFFICIAL_URLS + "main(['download', '--params', 'params.yaml', '--out', 'raw']))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith(f"download: cifar-10-python.tar.gz from {closed_port_url}: unreachable")
+    assert lines[-1].startswith("reprovision download: error: cifar-10-python.tar.gz: no source worked")
+    assert "Traceback" not in proc.stderr and "%|" not in proc.stderr  # no progress bar in a pipe
+    assert not (tmp_path / "raw").exists()
+
+
+# The subprocess must not reach the internet either: drop the official URLs there too.
+NO_OFFICIAL_URLS = (
+    "import dataclasses, sys; from reprovision.data import sources; from reprovision.cli import main; "
+    "sources.SOURCES['cifar10'] = dataclasses.replace(sources.SOURCES['cifar10'], urls=lambda: ()); "
+    "sys.exit("
+)
