@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: the project's interpreter must come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install run test test-fast lint format params ui clean
+.PHONY: help install run check test test-fast lint format params ui clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: $(STAMP) ## create .venv and install the pinned packages
 run: $(STAMP) ## run the whole pipeline (dvc repro), then say where to look
 	dvc repro
 	@echo "report: reports/index.html   runs: mlflow ui --backend-store-uri sqlite:///mlflow.db"
+
+check: $(STAMP) ## compare metrics/ with the committed baseline; fails on a regression
+	python -m reprovision check $(if $(GITHUB_STEP_SUMMARY),--markdown $(GITHUB_STEP_SUMMARY))
 
 test: $(STAMP) ## run the whole test suite (includes real dvc repro runs)
 	pytest

@@ -1,50 +1,23 @@
-"""The real pipeline: `dvc repro` / `dvc exp run` in a fresh copy of the project."""
+"""The real pipeline: `dvc repro`, `dvc exp run`, the check and reproduce, in a fresh copy.
+
+One full `dvc repro` (the module fixture) is shared; the tests after it build on each other in
+file order (an experiment, then reproducing the first run, then a worse change), as a user would.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
+from tests.project import ROOT, dvc, project_copy, reprovision
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 STAGES = ("download", "split", "normalise", "train", "evaluate", "report")
-
-
-def project_copy(root: Path, dest: Path) -> Path:
-    """The project as a fresh clone would have it (tracked and unignored files), as a git repo."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (root / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(root / name, dest / name)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
-    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "fresh clone"], cwd=dest, check=True)
-    return dest
-
-
-def dvc(cwd: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"  # stage commands call `python`
-    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
 
 
 def ran(output: str) -> list[str]:
@@ -52,14 +25,16 @@ def ran(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> tuple[Path, str]:
+def pipeline(tmp_path_factory) -> SimpleNamespace:
     """One full `dvc repro` from clean, shared by the tests below."""
     work = project_copy(ROOT, tmp_path_factory.mktemp("project"))
-    return work, dvc(work, "repro")
+    output = dvc(work, "repro")
+    run_id = json.loads((work / "models" / "run.json").read_text())["run_id"]
+    return SimpleNamespace(work=work, output=output, run_id=run_id)
 
 
 def test_repro_runs_all_six_stages_and_meets_the_accuracy_bar(pipeline):
-    work, output = pipeline
+    work, output = pipeline.work, pipeline.output
     assert ran(output) == list(STAGES)
     metrics = json.loads((work / "metrics" / "eval.json").read_text())
     assert metrics["test/acc"] >= 0.97
@@ -68,7 +43,7 @@ def test_repro_runs_all_six_stages_and_meets_the_accuracy_bar(pipeline):
 
 
 def test_second_repro_is_up_to_date(pipeline):
-    work, _ = pipeline
+    work = pipeline.work
     start = time.monotonic()
     output = dvc(work, "repro")
     assert time.monotonic() - start < 15
@@ -77,7 +52,7 @@ def test_second_repro_is_up_to_date(pipeline):
 
 
 def test_mlflow_run_has_params_histories_confusion_matrix_and_checkpoint(pipeline):
-    work, _ = pipeline
+    work = pipeline.work
     run_info = json.loads((work / "models" / "run.json").read_text())
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     run = client.get_run(run_info["run_id"])
@@ -98,6 +73,14 @@ def test_mlflow_run_has_params_histories_confusion_matrix_and_checkpoint(pipelin
             yield from artifacts(a.path) if a.is_dir else [a.path]
 
     names = set(artifacts())
+    assert "config/params.yaml" in names and "data/summary.json" in names
+    # Enough to reproduce: the code, whether it was changed, the data, the versions.
+    assert run.data.tags["git_dirty"] == "False"
+    lock = yaml.safe_load((work / "dvc.lock").read_text())
+    assert run.data.tags["data_md5"] == lock["stages"]["normalise"]["outs"][0]["md5"]
+    for pkg in ("python", "torch", "pytorch-lightning", "mlflow", "dvc"):
+        assert run.data.tags[f"{pkg}_version"]
+    assert run.data.params["dataset.size.test"] == "360"
     assert {
         "evaluation/confusion_matrix.png",
         "evaluation/confusion_matrix.json",
@@ -107,7 +90,7 @@ def test_mlflow_run_has_params_histories_confusion_matrix_and_checkpoint(pipelin
 
 
 def test_dvc_metrics_plots_and_dag_work(pipeline):
-    work, _ = pipeline
+    work = pipeline.work
     metrics = json.loads(dvc(work, "metrics", "show", "--json"))
     assert json.dumps(metrics).count("test/acc") >= 1
     dag = dvc(work, "dag")
@@ -116,15 +99,23 @@ def test_dvc_metrics_plots_and_dag_work(pipeline):
     assert (work / "dvc_plots" / "index.html").is_file()
 
 
+def test_check_passes_on_the_unchanged_run(pipeline):
+    work = pipeline.work
+    summary = work / "summary.md"
+    proc = reprovision(work, "check", "--markdown", str(summary))
+    assert "test/acc" in proc.stdout
+    assert "### reprovision check passed" in summary.read_text()
+
+
 def test_two_runs_from_clean_give_byte_identical_metrics(pipeline, tmp_path):
-    work, _ = pipeline
+    work = pipeline.work
     other = project_copy(ROOT, tmp_path)
     dvc(other, "repro")
     assert (other / "metrics" / "eval.json").read_bytes() == (work / "metrics" / "eval.json").read_bytes()
 
 
 def test_exp_run_with_new_lr_reruns_only_downstream_stages(pipeline):
-    work, _ = pipeline
+    work = pipeline.work
     subprocess.run(["git", "add", "-A"], cwd=work, check=True)  # commit the first run, as a user would
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "run"],
@@ -136,3 +127,24 @@ def test_exp_run_with_new_lr_reruns_only_downstream_stages(pipeline):
     assert "lr: 0.01" in (work / "params.yaml").read_text()
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])) == 2
+
+
+def test_reproduce_a_recorded_run_gives_identical_metrics(pipeline):
+    work = pipeline.work
+    first_id = pipeline.run_id
+    proc = reprovision(work, "reproduce", first_id)
+    assert "identical metrics" in proc.stdout
+    assert "lr: 0.001" in (work / "params.yaml").read_text()  # the first run's config is back
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    new = client.get_run(json.loads((work / "models" / "run.json").read_text())["run_id"])
+    assert new.data.tags["reproduces"] == first_id
+    assert new.data.metrics["test/acc"] == client.get_run(first_id).data.metrics["test/acc"]
+
+
+def test_a_worse_change_fails_the_check_and_names_the_metric(pipeline):
+    work = pipeline.work
+    dvc(work, "exp", "run", "-S", "trainer.max_epochs=1")
+    proc = reprovision(work, "check", ok=False)
+    assert proc.returncode == 1
+    assert "REGRESSED" in proc.stdout
+    assert "test/acc" in proc.stderr.splitlines()[-1]  # the one-line verdict names the metric

@@ -14,7 +14,9 @@ COMMANDS = {
     "train": ("reprovision.stages.train", "train with Lightning, tracked in MLflow"),
     "evaluate": ("reprovision.stages.evaluate", "test-split metrics of the best checkpoint"),
     "report": ("reprovision.stages.report", "HTML report of the run"),
-    "params": ("reprovision.stages.params", "compose conf/ into params.yaml (overrides allowed)"),
+    "params": ("reprovision.commands.params", "compose conf/ into params.yaml (overrides allowed)"),
+    "check": ("reprovision.commands.check", "compare metrics with a baseline; exit 1 on a regression"),
+    "reproduce": ("reprovision.commands.reproduce", "rerun a past MLflow run's config and compare"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
 
-    from reprovision.errors import ConfigError, DataError, StageFailed
+    from reprovision.errors import BadInput, StageFailed
 
     quiet_libraries()
     module = importlib.import_module(COMMANDS[command][0])
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:])  # exits 2 on bad arguments
     try:
         module.run(args)
-    except (ConfigError, DataError) as e:
+    except BadInput as e:
         print(f"reprovision {command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StageFailed as e:

@@ -119,9 +119,7 @@ class SGDConfig:
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "a number > 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "a number >= 0")
-        _require(
-            self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES)
-        )
+        _require(self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES))
 
 
 @dataclass
@@ -195,6 +193,30 @@ class ReportConfig:
         _require(self.gallery_size >= 0, "report.gallery_size", self.gallery_size, "an integer >= 0")
 
 
+DIRECTIONS = ("higher", "lower")
+
+
+@dataclass
+class Tolerance:
+    """How far a metric may move the wrong way before `reprovision check` calls it a regression:
+    max(absolute, relative x |baseline|)."""
+
+    direction: str = MISSING  # which way is better: higher | lower
+    absolute: float | None = None
+    relative: float | None = None
+
+    def __post_init__(self) -> None:
+        _require(self.direction in DIRECTIONS, "check.tolerances.*.direction", self.direction, "higher or lower")
+        for key, value in (("absolute", self.absolute), ("relative", self.relative)):
+            _require(value is None or value >= 0, f"check.tolerances.*.{key}", value, "a number >= 0 or null")
+
+
+@dataclass
+class CheckConfig:
+    baseline: str = MISSING  # JSON file of metrics, committed (e.g. baselines/digits-cnn.json)
+    tolerances: dict[str, Tolerance] = MISSING  # metric name -> tolerance; only these are checked
+
+
 @dataclass
 class Config:
     seed: int = MISSING
@@ -204,6 +226,7 @@ class Config:
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
     report: ReportConfig = MISSING
+    check: CheckConfig = MISSING
 
 
 def _choice(raw: DictConfig, group: str, schemas: dict[str, type]) -> type:
@@ -297,9 +320,7 @@ def compose(config_dir: str | Path = "conf", overrides: list[str] | None = None)
     return cfg
 
 
-def write_params(
-    path: str | Path, config_dir: str | Path = "conf", overrides: list[str] | None = None
-) -> Config:
+def write_params(path: str | Path, config_dir: str | Path = "conf", overrides: list[str] | None = None) -> Config:
     """Compose, validate, and write the resolved config (params.yaml) atomically."""
     from reprovision.files import atomic_file
 

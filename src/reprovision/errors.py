@@ -1,13 +1,17 @@
-"""The errors a stage reports as one line, and the exit status each one means."""
+"""The errors a command reports as one line, and the exit status each one means."""
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the fix. Exit 2."""
+class BadInput(ValueError):
+    """Input that cannot work (config, data, a baseline); the message names it and the fix. Exit 2."""
 
 
-class DataError(ValueError):
-    """Input data that cannot be used; the message names the dataset and the fix. Exit 2."""
+class ConfigError(BadInput):
+    """A config value that cannot work; the message names the key and the fix."""
+
+
+class DataError(BadInput):
+    """Input data that cannot be used; the message names the dataset and the fix."""
 
 
 class StageFailed(RuntimeError):
-    """The stage ran but did not finish its work (e.g. training interrupted). Exit 1."""
+    """The command ran but its work failed (training interrupted, a metric regressed). Exit 1."""

@@ -71,9 +71,7 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]) -> Figure:
     return fig
 
 
-def prediction_figure(
-    image: np.ndarray, probs: np.ndarray, classes: list[str], actual: int, predicted: int
-) -> Figure:
+def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: list[str], actual: int, predicted: int) -> Figure:
     """One test image beside its class-probability bars (actual in green, wrong guess in red)."""
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(5, 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
     img = np.asarray(image)

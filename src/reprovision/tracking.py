@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -34,19 +36,52 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def run_tags() -> dict[str, str]:
-    """Where the run came from: git commit, uncommitted changes, DVC experiment name."""
-    tags = {}
+VERSIONED = ("torch", "pytorch-lightning", "mlflow", "dvc", "hydra-core", "numpy")
+PIPELINE_WRITES = (":!dvc.lock", ":!metrics")  # files the pipeline itself rewrites during a run
+
+
+def run_tags(data_dir: str | None = None) -> dict[str, str]:
+    """Where the run came from: git commit and whether code/config differ from it, the DVC
+    experiment, the data's hash in dvc.lock, and the versions that shape the numbers."""
+    tags = {"python_version": platform.python_version()}
+    tags.update({f"{pkg}_version": importlib.metadata.version(pkg) for pkg in VERSIONED})
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
-        tags["git_dirty"] = str(bool(_git("status", "--porcelain", "--untracked-files=no")))
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *PIPELINE_WRITES)
+        tags["git_dirty"] = str(bool(dirty))
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    if os.environ.get(REPRODUCES_ENV):
+        tags["reproduces"] = os.environ[REPRODUCES_ENV]
+    if data_dir and (md5 := dvc_lock_md5(data_dir)):
+        tags["data_md5"] = md5
     return tags
 
 
-def lightning_logger(cfg: Config):
+REPRODUCES_ENV = "REPROVISION_REPRODUCES"  # set by `reprovision reproduce` for the new run
+
+
+def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
+    """The hash dvc.lock records for a stage output (DVC writes it as each stage finishes)."""
+    import yaml
+
+    if not lock.is_file():
+        return None
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if Path(out.get("path", "")) == Path(out_path):
+                return out.get("md5")
+    return None
+
+
+def log_config(logger, params_path: Path) -> None:
+    """The resolved config as an artifact: what `reprovision reproduce` restores."""
+    logger.experiment.log_artifact(logger.run_id, str(params_path), "config")
+
+
+def lightning_logger(cfg: Config, data_dir: str | None = None):
     """Lightning's MLflow logger: opens the pipeline run, logs epoch metrics and checkpoints."""
     from pytorch_lightning.loggers import MLFlowLogger
 
@@ -64,7 +99,7 @@ def lightning_logger(cfg: Config):
         run_name=run_name,
         tracking_uri=tracking_uri(cfg),
         artifact_location=artifact_location(tracking_uri(cfg)),
-        tags=run_tags(),
+        tags=run_tags(data_dir),
         log_model=True,
     )
     params = flatten(cfg)

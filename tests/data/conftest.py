@@ -31,9 +31,7 @@ def cifar_members() -> dict[str, bytes]:
     with np.load(SHARED / "cifar10-subset" / "cifar10_lossless_subset.npz", allow_pickle=False) as npz:
         x, y, xt, yt = npz["x_train"][:100], npz["y_train"][:100], npz["x_test"][:20], npz["y_test"][:20]
     members = {
-        f"cifar-10-batches-py/data_batch_{i + 1}": cifar_batch(
-            x[i * 20 : (i + 1) * 20], y[i * 20 : (i + 1) * 20]
-        )
+        f"cifar-10-batches-py/data_batch_{i + 1}": cifar_batch(x[i * 20 : (i + 1) * 20], y[i * 20 : (i + 1) * 20])
         for i in range(5)
     }
     members["cifar-10-batches-py/test_batch"] = cifar_batch(xt, yt)

@@ -34,9 +34,7 @@ from reprovision.stages.download import download
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -101,9 +99,7 @@ def test_fashion_mnist_reads_the_idx_format(tmp_path, http_server, monkeypatch):
     for name, data in files.items():
         http_server[name] = gz(data)
     # Only the published .gz md5s are known for Fashion-MNIST: point them at the fixture files.
-    use_fixture_checksums(
-        monkeypatch, "fashion_mnist", **{n: {"file_md5": md5(gz(d))} for n, d in files.items()}
-    )
+    use_fixture_checksums(monkeypatch, "fashion_mnist", **{n: {"file_md5": md5(gz(d))} for n, d in files.items()})
     cfg = data_config("data=fashion_mnist", f"data.mirror={http_server.url}")
     download(cfg, tmp_path / "raw")
     raw = read("fashion_mnist", tmp_path / "raw", cfg)
@@ -154,9 +150,7 @@ def test_cifar_pickle_that_runs_code_is_refused(tmp_path, http_server, monkeypat
     assert not marker.exists()
 
 
-def test_cifar_member_with_wrong_checksum_is_never_unpickled(
-    tmp_path, http_server, monkeypatch, cifar_members
-):
+def test_cifar_member_with_wrong_checksum_is_never_unpickled(tmp_path, http_server, monkeypatch, cifar_members):
     use_fixture_checksums(
         monkeypatch,
         "cifar10",
@@ -187,9 +181,7 @@ def test_wrong_checksum(raw_with_digits, served_mnist):
     server, files = served_mnist
     server["t10k-labels-idx1-ubyte.gz"] = gz(idx_other := files["t10k-labels-idx1-ubyte.gz"][:-1] + b"\x07")
     assert idx_other != files["t10k-labels-idx1-ubyte.gz"]
-    assert_refused(
-        data_config("data=mnist", f"data.mirror={server.url}"), raw_with_digits, "checksum mismatch"
-    )
+    assert_refused(data_config("data=mnist", f"data.mirror={server.url}"), raw_with_digits, "checksum mismatch")
 
 
 def test_truncated_file(raw_with_digits, served_mnist):
@@ -214,9 +206,7 @@ def test_html_error_page_instead_of_the_file(raw_with_digits, served_mnist):
 
 def test_unreachable_mirror(raw_with_digits, closed_port_url, caplog):
     with caplog.at_level(logging.WARNING, logger="reprovision.download"):
-        assert_refused(
-            data_config("data=mnist", f"data.mirror={closed_port_url}"), raw_with_digits, "no source worked"
-        )
+        assert_refused(data_config("data=mnist", f"data.mirror={closed_port_url}"), raw_with_digits, "no source worked")
     assert "unreachable" in caplog.text and closed_port_url in caplog.text
 
 
@@ -307,9 +297,7 @@ def test_image_folder_is_decoded_converted_and_resized(tmp_path):
 
 
 def test_image_folder_archive_with_a_root_folder_and_test_split(tmp_path):
-    folder = image_folder(
-        tmp_path / "imgs" / "pets", {"train": {"cat": 2, "dog": 2}, "test": {"cat": 1, "dog": 1}}
-    )
+    folder = image_folder(tmp_path / "imgs" / "pets", {"train": {"cat": 2, "dog": 2}, "test": {"cat": 1, "dog": 1}})
     archive = tmp_path / "pets.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for p in sorted(folder.rglob("*.png")):

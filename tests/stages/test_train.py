@@ -39,8 +39,11 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
         )
     )
     normalise(tiny_split, tmp_path / "norm")
+    params = tmp_path / "params.yaml"
+    params.write_text("seed: 42\n")  # stands in for the resolved config file
     summary = train(
         cfg,
+        params,
         tmp_path / "norm",
         tiny_split / "summary.json",
         tmp_path / "ckpt",

@@ -24,9 +24,7 @@ class NormalisedDataModule(pl.LightningDataModule):
         for split in ("train", "val", "test"):
             if split not in self.datasets:
                 arrays = load_arrays(self.data_dir / f"{split}.npz")
-                self.datasets[split] = TensorDataset(
-                    torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
-                )
+                self.datasets[split] = TensorDataset(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         return DataLoader(

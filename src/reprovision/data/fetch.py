@@ -105,8 +105,7 @@ def fetch_first(name: str, sources: Sequence[str], out: Path, verify: Callable[[
         finally:
             partial.unlink(missing_ok=True)
     raise DataError(
-        f"{name}: no source worked ({'; '.join(reasons)}); set data.mirror to a URL or "
-        f"directory that holds {name}"
+        f"{name}: no source worked ({'; '.join(reasons)}); set data.mirror to a URL or directory that holds {name}"
     )
 
 

@@ -89,11 +89,7 @@ def verify_file(path: Path, spec: RawFile) -> dict[str, Any]:
     if _looks_like_html(path):
         raise DataError("the source sent an HTML page instead of the file")
     if spec.members:
-        got = {
-            str(p): _md5(data)
-            for p, data in iter_members(path)
-            if str(p) in spec.members and data is not None
-        }
+        got = {str(p): _md5(data) for p, data in iter_members(path) if str(p) in spec.members and data is not None}
         bad = [m for m, md5 in spec.members.items() if got.get(m) != md5]
         ok = not bad
         detail = f"member {bad[0]} missing or changed" if bad else ""
@@ -115,8 +111,7 @@ def check_manifest(raw_dir: Path, manifest: dict) -> None:
         path = raw_dir / name
         if not path.is_file() or sha256_file(path) != entry["sha256"]:
             raise DataError(
-                f"{path}: differs from its download manifest; "
-                "rerun the download stage (dvc repro -f download)"
+                f"{path}: differs from its download manifest; rerun the download stage (dvc repro -f download)"
             )
 
 
@@ -158,9 +153,7 @@ def _idx_reader(classes: list[str]) -> Callable[[Path, Any], RawData]:
 
         x_train, y_train = load("train-images-idx3-ubyte.gz"), load("train-labels-idx1-ubyte.gz")
         x_test, y_test = load("t10k-images-idx3-ubyte.gz"), load("t10k-labels-idx1-ubyte.gz")
-        return RawData(
-            x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), classes
-        )
+        return RawData(x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64), classes)
 
     return read
 
@@ -269,9 +262,7 @@ def _decode(data: bytes, where: str, channels: int, size: int | None) -> np.ndar
 def read_imagefolder(raw_dir: Path, cfg: Any) -> RawData:
     archive = _archive_in(raw_dir)
     found: dict[str, dict[str, list[np.ndarray]]] = {s: {} for s in SPLIT_DIRS}
-    bar = tqdm(
-        desc="decoding images", unit=" img", disable=None if sys.stderr.isatty() else True, leave=False
-    )
+    bar = tqdm(desc="decoding images", unit=" img", disable=None if sys.stderr.isatty() else True, leave=False)
     with bar:
         for path, data in iter_members(archive):
             parts = _strip_root(path)
@@ -279,11 +270,7 @@ def read_imagefolder(raw_dir: Path, cfg: Any) -> RawData:
                 continue
             split, cls = parts[0], parts[1]
             found[split].setdefault(cls, [])
-            if (
-                data is None
-                or len(parts) != 3
-                or PurePosixPath(parts[2]).suffix.lower() not in IMAGE_SUFFIXES
-            ):
+            if data is None or len(parts) != 3 or PurePosixPath(parts[2]).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             found[split][cls].append(_decode(data, "/".join(parts), cfg.channels, cfg.image_size))
             bar.update()
@@ -294,16 +281,12 @@ def read_imagefolder(raw_dir: Path, cfg: Any) -> RawData:
     for split in SPLIT_DIRS:
         for cls, imgs in found[split].items():
             if not imgs:
-                raise DataError(
-                    f"imagefolder: class {cls!r} in {split}/ has no images; add images or remove it"
-                )
+                raise DataError(f"imagefolder: class {cls!r} in {split}/ has no images; add images or remove it")
     has_test = bool(found["test"])
     if has_test and set(found["test"]) != set(classes):
         diff = sorted(set(found["test"]) ^ set(classes))[0]
         where = "train/" if diff not in found["train"] else "test/"
-        raise DataError(
-            f"imagefolder: class {diff!r} is missing from {where}; train/ and test/ need the same classes"
-        )
+        raise DataError(f"imagefolder: class {diff!r} is missing from {where}; train/ and test/ need the same classes")
 
     def stack(split: str) -> tuple[np.ndarray, np.ndarray]:
         imgs = [img for cls in classes for img in found[split][cls]]
@@ -391,11 +374,7 @@ SOURCES: dict[str, Source] = {
     ),
     "cifar10": Source(
         "CIFAR-10: 50,000 + 10,000 32x32 colour images in 10 classes (official python batches)",
-        (
-            RawFile(
-                "cifar-10-python.tar.gz", members=CIFAR10_MEMBERS, file_md5="c58f30108f718f92721af3b95e74349a"
-            ),
-        ),
+        (RawFile("cifar-10-python.tar.gz", members=CIFAR10_MEMBERS, file_md5="c58f30108f718f92721af3b95e74349a"),),
         lambda: ("https://www.cs.toronto.edu/~kriz/",),
         read_cifar10,
     ),
@@ -414,9 +393,7 @@ def fetch(name: str, cfg: Any, dest: Path) -> dict[str, Any]:
     check_name(name)
     if name == IMAGEFOLDER:
         if not cfg.path:
-            raise DataError(
-                "data=imagefolder needs data.path: a directory or archive of train/<class>/ images"
-            )
+            raise DataError("data=imagefolder needs data.path: a directory or archive of train/<class>/ images")
         origin = fetch_imagefolder(cfg.path, dest)
         read_imagefolder(dest, cfg)  # decode everything now: bad images never reach data/raw
         files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in dest.iterdir()}

@@ -104,9 +104,7 @@ def evaluate(model_dir: Path, data_dir: Path, out_dir: Path, accelerator: str) -
         tmp.write_bytes(plots.png_bytes(plots.confusion_figure(matrix, classes)))
 
     run = tracking.PipelineRun(read_json(model_dir / "run.json"))
-    per_class = {
-        f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")
-    }
+    per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
     run.log_metrics({**headline, **per_class})
     for name in (
         "eval.json",

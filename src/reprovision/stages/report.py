@@ -56,24 +56,17 @@ def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, run_info: dic
         ("test images", len(predictions)),
         ("MLflow run", run_info["run_id"]),
     ]
-    rows = "\n".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary
-    )
+    rows = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary)
 
     gallery = []
     index = {c: i for i, c in enumerate(classes)}
     for p in misclassified(predictions, cfg.report.gallery_size):
         i = int(p["index"])
         probs = np.array([float(p[f"p_{c}"]) for c in classes])
-        fig = plots.prediction_figure(
-            test_images[i], probs, classes, index[p["actual"]], index[p["predicted"]]
-        )
-        caption = (
-            f"test #{i}: actual {p['actual']}, predicted {p['predicted']} ({float(p['confidence']):.0%})"
-        )
+        fig = plots.prediction_figure(test_images[i], probs, classes, index[p["actual"]], index[p["predicted"]])
+        caption = f"test #{i}: actual {p['actual']}, predicted {p['predicted']} ({float(p['confidence']):.0%})"
         gallery.append(
-            f"<figure>{_img(plots.png_bytes(fig), caption)}"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            f"<figure>{_img(plots.png_bytes(fig), caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
     n_wrong = sum(p["actual"] != p["predicted"] for p in predictions)
     gallery_html = "\n".join(gallery) or "<p>No misclassified test images.</p>"

@@ -26,9 +26,7 @@ def split_stratified(
     idx = np.arange(len(labels))
     try:
         if test_fraction is not None:
-            idx, test = train_test_split(
-                idx, test_size=test_fraction, stratify=labels[idx], random_state=seed
-            )
+            idx, test = train_test_split(idx, test_size=test_fraction, stratify=labels[idx], random_state=seed)
         train, val = train_test_split(idx, test_size=val_fraction, stratify=labels[idx], random_state=seed)
     except ValueError as e:  # e.g. a class too small to appear in every split
         raise DataError(
@@ -65,18 +63,14 @@ def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawDa
         mask = relabel[y] >= 0
         return x[mask], relabel[y[mask]]
 
-    return RawData(
-        *subset(raw.x_train, raw.y_train), *subset(raw.x_test, raw.y_test), [raw.classes[i] for i in keep]
-    )
+    return RawData(*subset(raw.x_train, raw.y_train), *subset(raw.x_test, raw.y_test), [raw.classes[i] for i in keep])
 
 
 def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
     """Read verified raw files, split them, write {train,val,test}.npz and summary.json."""
     manifest = read_json(raw_dir / "manifest.json")
     if manifest.get("dataset") != data.name:
-        raise DataError(
-            f"{raw_dir} holds {manifest.get('dataset')!r}, not {data.name!r}; rerun the download stage"
-        )
+        raise DataError(f"{raw_dir} holds {manifest.get('dataset')!r}, not {data.name!r}; rerun the download stage")
     check_manifest(raw_dir, manifest)
     raw = select_classes(read(data.name, raw_dir, data), data.classes, data.name)
 

@@ -45,6 +45,7 @@ def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
 
 def train(
     cfg: Config,
+    params_path: Path,
     data_dir: Path,
     split_summary: Path,
     checkpoint_dir: Path,
@@ -64,7 +65,8 @@ def train(
         mean=stats["mean"],
         std=stats["std"],
     )
-    logger = tracking.lightning_logger(cfg)
+    logger = tracking.lightning_logger(cfg, str(data_dir))
+    tracking.log_config(logger, params_path)
     tracking.log_dataset(logger, read_json(split_summary), split_summary)
     # The checkpoint directory persists across runs (DVC `persist`); names are fixed and
     # overwritten, so a rerun never picks up `best-v1.ckpt` from an earlier config.
@@ -129,16 +131,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="directory for best/last Lightning checkpoints (kept across runs)",
     )
-    parser.add_argument(
-        "--out", required=True, type=Path, help="model directory to write (model.ckpt, run.json)"
-    )
+    parser.add_argument("--out", required=True, type=Path, help="model directory to write (model.ckpt, run.json)")
     parser.add_argument("--metrics", required=True, type=Path, help="summary metrics JSON")
     parser.add_argument("--curves", required=True, type=Path, help="per-epoch curves CSV")
 
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
-    summary = train(cfg, args.data, args.summary, args.checkpoints, args.out, args.metrics, args.curves)
+    summary = train(
+        cfg, Path(args.params), args.data, args.summary, args.checkpoints, args.out, args.metrics, args.curves
+    )
     print(
         f"train: best val/acc {summary['val/acc']:.4f} at epoch {summary['best_epoch']} "
         f"of {summary['epochs']} -> {args.out}"

@@ -1,0 +1,1 @@
+"""Commands around the pipeline (not stages): compose params, check metrics, reproduce a run."""

@@ -1,0 +1,88 @@
+"""Two pipeline runs logged to a real `mlflow server` on 127.0.0.1, read back through its REST API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from tests.project import BIN, ROOT, dvc, project_copy
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("mlflow server did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def api(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict:
+    full = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(full, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_two_runs_side_by_side_on_a_tracking_server(mlflow_server, tmp_path):
+    work = project_copy(ROOT, tmp_path / "project")
+    for lr in ("0.002", "0.0005"):
+        dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=5", MLFLOW_TRACKING_URI=mlflow_server)
+    assert not (work / "mlflow.db").exists()  # nothing went to the embedded store
+
+    experiment = api(mlflow_server, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
+    runs = api(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert len(runs) == 2
+    params = [{p["key"]: p["value"] for p in r["data"]["params"]} for r in runs]
+    assert sorted(p["optim.lr"] for p in params) == ["0.0005", "0.002"]
+    assert {p["model.name"] for p in params} == {"cnn"}  # what did not change is there too
+    for r in runs:
+        history = api(mlflow_server, "metrics/get-history", run_id=r["info"]["run_id"], metric_key="val/acc")
+        assert [m["step"] for m in history["metrics"]] == [1, 2, 3, 4, 5]
+        assert any(m["key"] == "test/acc" for m in r["data"]["metrics"])
+        artifacts = api(mlflow_server, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
+        assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])
