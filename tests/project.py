@@ -32,10 +32,15 @@ def project_copy(root: Path, dest: Path) -> Path:
     return dest
 
 
-def run(cwd: Path, *cmd: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
+def pipeline_env(**env: str) -> dict[str, str]:
+    """The environment a user's shell has: the project's venv first on PATH, the embedded store."""
     environ = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | env
     environ["PATH"] = f"{BIN}{os.pathsep}{environ['PATH']}"  # stage commands call `python`
-    proc = subprocess.run(list(cmd), cwd=cwd, env=environ, capture_output=True, text=True)
+    return environ
+
+
+def run(cwd: Path, *cmd: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(cmd), cwd=cwd, env=pipeline_env(**env), capture_output=True, text=True)
     if ok:
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from tests.project import ROOT, dvc, project_copy, reprovision
+from tests.project import BIN, ROOT, dvc, pipeline_env, project_copy, reprovision, run
 
 pytestmark = pytest.mark.slow
 STAGES = ("download", "split", "normalise", "train", "evaluate", "report")
@@ -84,7 +84,7 @@ def test_mlflow_run_has_params_histories_confusion_matrix_and_checkpoint(pipelin
     assert {
         "evaluation/confusion_matrix.png",
         "evaluation/confusion_matrix.json",
-        "best/best.ckpt",
+        "checkpoints/best.ckpt",
         "report/index.html",
     } <= names
 
@@ -148,3 +148,23 @@ def test_a_worse_change_fails_the_check_and_names_the_metric(pipeline):
     assert proc.returncode == 1
     assert "REGRESSED" in proc.stdout
     assert "test/acc" in proc.stderr.splitlines()[-1]  # the one-line verdict names the metric
+
+
+def test_a_second_repro_while_one_runs_is_refused(pipeline):
+    work = pipeline.work
+    log = work / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen(
+            [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=pipeline_env(),
+        )
+        deadline = time.monotonic() + 120
+        while "Running stage 'train'" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = run(work, str(BIN / "dvc"), "repro", ok=False)
+        assert first.wait(timeout=300) == 0, log.read_text()
+    assert second.returncode != 0
+    assert "lock" in (second.stdout + second.stderr).lower()

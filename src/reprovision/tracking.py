@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from reprovision.config import Config, flatten
 from reprovision.data.fetch import masked
+from reprovision.errors import BadInput
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
 
@@ -76,42 +79,21 @@ def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
     return None
 
 
-def log_config(logger, params_path: Path) -> None:
-    """The resolved config as an artifact: what `reprovision reproduce` restores."""
-    logger.experiment.log_artifact(logger.run_id, str(params_path), "config")
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value; the full config is an artifact
 
 
-def lightning_logger(cfg: Config, data_dir: str | None = None):
-    """Lightning's MLflow logger: opens the pipeline run, logs epoch metrics and checkpoints."""
-    from pytorch_lightning.loggers import MLFlowLogger
-
-    class EpochMLFlowLogger(MLFlowLogger):
-        # Metrics are logged once an epoch; step = epochs completed (1, 2, ...) rather than
-        # Lightning's global batch count, so runs with different batch sizes line up in the UI.
-        def log_metrics(self, metrics, step=None):
-            metrics = dict(metrics)
-            epoch = metrics.pop("epoch", None)
-            super().log_metrics(metrics, step=step if epoch is None else int(epoch) + 1)
-
-    run_name = os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}"
-    logger = EpochMLFlowLogger(
-        experiment_name=cfg.tracking.experiment,
-        run_name=run_name,
-        tracking_uri=tracking_uri(cfg),
-        artifact_location=artifact_location(tracking_uri(cfg)),
-        tags=run_tags(data_dir),
-        log_model=True,
-    )
+def run_params(cfg: Config) -> dict[str, str]:
+    """Every resolved value under its dotted key, as MLflow params: credentials masked,
+    values cut to MLflow's limit (config/params.yaml keeps them whole)."""
     params = flatten(cfg)
     if params.get("data.mirror"):
         params["data.mirror"] = masked(params["data.mirror"])  # never a password in MLflow
-    logger.log_hyperparams(params)
-    return logger
+    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 
-def log_dataset(logger, summary: dict, summary_path: Path) -> None:
-    """The dataset's facts as params (name, classes, raw size, split sizes); the full summary,
-    with class counts per split, as an artifact."""
+def dataset_params(summary: dict) -> dict[str, str]:
+    """The dataset's facts (name, classes, raw size, split sizes); counts per class go in the
+    summary artifact."""
     params = {
         "dataset.name": summary["dataset"],
         "dataset.classes": ",".join(summary["classes"]),
@@ -120,18 +102,83 @@ def log_dataset(logger, summary: dict, summary_path: Path) -> None:
         "dataset.raw_bytes": summary["raw_bytes"],
         **{f"dataset.size.{split}": n for split, n in summary["sizes"].items()},
     }
-    logger.log_hyperparams(params)
-    logger.experiment.log_artifact(logger.run_id, str(summary_path), "data")
+    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any training, when a tracking server does not answer (the MLflow
+    client would otherwise retry for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise BadInput(
+            f"MLflow tracking server {masked(uri)} unreachable ({getattr(e, 'reason', e)}); start it, or unset "
+            "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
+        ) from None
+
+
+@contextlib.contextmanager
+def store_setup_lock(uri: str) -> Iterator[None]:
+    """Serialise creating a SQLite store and its experiment: two pipelines starting at once on
+    a new store would otherwise both run MLflow's schema migrations and one would fail."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{Path(uri.removeprefix('sqlite:///')).resolve()}.lock", timeout=300):
+        yield
 
 
 class PipelineRun:
-    """The MLflow run train opened, reopened by later stages from `models/run.json`."""
+    """The MLflow run of one pipeline run: train opens it, evaluate and report reopen it from
+    `models/run.json`, a resumed train reopens it from its checkpoint directory."""
 
     def __init__(self, info: dict[str, str]) -> None:
         from mlflow.tracking import MlflowClient
 
+        self.info = info
         self.run_id = info["run_id"]
         self.client = MlflowClient(info["tracking_uri"])
+
+    @classmethod
+    def start(cls, cfg: Config, params_path: Path, data_dir: Path, summary_path: Path) -> PipelineRun:
+        """A new run carrying the resolved config (params + artifact), the dataset and the tags."""
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(cfg)
+        check_reachable(uri)
+        with store_setup_lock(uri):  # the first client creates the tables; so does the first run
+            client = MlflowClient(uri)
+            experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment
+                else client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(uri))
+            )
+        tags = {
+            "mlflow.runName": os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}",
+            **run_tags(str(data_dir)),
+        }
+        run_id = client.create_run(experiment_id, tags=tags).info.run_id
+        self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri})
+        params = {**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))}
+        batch = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(batch), 100):  # MLflow's batch limit for params
+            client.log_batch(run_id, params=batch[i : i + 100])
+        # The config that ran, whole, as reproduce restores it; a mirror's password masked.
+        text = params_path.read_text()
+        if cfg.data.mirror:
+            text = text.replace(cfg.data.mirror, masked(cfg.data.mirror))
+        client.log_text(run_id, text, "config/params.yaml")
+        self.log_artifact(summary_path, "data")
+        return self
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric
@@ -141,12 +188,19 @@ class PipelineRun:
         for i in range(0, len(batch), 1000):  # MLflow's batch limit
             self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
+    def last_step(self, key: str) -> int:
+        """The highest step logged for `key` (0 if none): where a resumed run picks up."""
+        return max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=0)
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def log_artifacts(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(path), artifact_path)
 
-    def set_tags(self, tags: dict[str, Any]) -> None:
-        for k, v in tags.items():
-            self.client.set_tag(self.run_id, k, v)
+    def set_status(self, status: str) -> None:
+        """RUNNING again on resume; FINISHED, FAILED or KILLED when train stops."""
+        if status == "RUNNING":
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(self.run_id, status)

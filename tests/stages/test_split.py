@@ -9,7 +9,14 @@ from tests.data.formats import data_config
 from reprovision.data.sources import RawData
 from reprovision.errors import DataError
 from reprovision.stages.download import download
-from reprovision.stages.split import SPLITS, select_classes, split, split_stratified
+from reprovision.stages.split import (
+    SPLITS,
+    check_every_class_in_every_split,
+    check_raw,
+    select_classes,
+    split,
+    split_stratified,
+)
 
 LABELS = np.repeat(np.arange(5), [100, 80, 60, 40, 20])
 
@@ -66,3 +73,37 @@ def test_class_subset_is_relabelled_and_keeps_names():
     assert np.array_equal(sub.x_train, x[[0, 2, 3, 5]])
     with pytest.raises(DataError, match="'ship' is not a class of toy; choose from plane, car, bird"):
         select_classes(raw, ["ship", "car"], "toy")
+
+
+def _raw(y_train, y_test=None, x_test_shape=None, classes=("a", "b", "c")) -> RawData:
+    x = np.zeros((len(y_train), 1, 4, 4), np.uint8)
+    x_test = None if y_test is None else np.zeros((len(y_test), *(x_test_shape or (1, 4, 4))), np.uint8)
+    return RawData(x, np.asarray(y_train), x_test, None if y_test is None else np.asarray(y_test), list(classes))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_raw([0, 1, 3, 1]), "toy: train labels run 0..3 but there are 3 classes (0..2)"),
+        (_raw([0, 1, 2], [0, -1]), "toy: test labels run -1..0"),
+        (
+            _raw([0, 1, 2], [0, 1], x_test_shape=(3, 4, 4)),
+            "toy: test images are (3, 4, 4) (C, H, W) but train images (1, 4, 4)",
+        ),
+        (_raw([]), "toy: the train set is empty"),
+    ],
+)
+def test_unusable_data_is_refused_before_training(raw, message):
+    with pytest.raises(DataError) as err:
+        check_raw(raw, "toy")
+    assert str(err.value).startswith(message)
+
+
+def test_a_class_absent_from_a_split_is_named():
+    arrays = {
+        "train": (None, np.array([0, 1, 2, 2])),
+        "val": (None, np.array([0, 1])),
+        "test": (None, np.array([0, 1, 2])),
+    }
+    with pytest.raises(DataError, match=r"toy: class 'c' has no images in the val split; raise data\.val_fraction"):
+        check_every_class_in_every_split(arrays, ["a", "b", "c"], "toy")

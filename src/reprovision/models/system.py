@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from reprovision.errors import BadInput
 from reprovision.models.nets import build_net
 
 OPTIMIZERS = {
@@ -96,7 +98,13 @@ class ImageClassifier(pl.LightningModule):
 
 def load_classifier(path: str | Path) -> ImageClassifier:
     """Load a checkpoint without unpickling arbitrary objects (weights_only=True)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise BadInput(
+            f"{path}: refusing to load: it holds objects other than tensors and plain values "
+            f"({str(e).splitlines()[-1].strip()[:120]}); use a checkpoint written by this pipeline"
+        ) from None
     module = ImageClassifier(**ckpt["hyper_parameters"])
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()

@@ -66,6 +66,39 @@ def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawDa
     return RawData(*subset(raw.x_train, raw.y_train), *subset(raw.x_test, raw.y_test), [raw.classes[i] for i in keep])
 
 
+def check_raw(raw: RawData, dataset: str) -> None:
+    """Refuse data that cannot train: labels outside 0..k-1, mismatched image shapes, no images."""
+    k = len(raw.classes)
+    for part, x, y in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
+        if x is None:
+            continue
+        if len(y) == 0:
+            raise DataError(f"{dataset}: the {part} set is empty; check the files behind data.name/data.path")
+        if len(x) != len(y):
+            raise DataError(f"{dataset}: {len(x)} {part} images but {len(y)} labels; download the dataset again")
+        if y.min() < 0 or y.max() >= k:
+            raise DataError(
+                f"{dataset}: {part} labels run {y.min()}..{y.max()} but there are {k} classes (0..{k - 1}); "
+                "the label file does not belong to these images"
+            )
+    if raw.x_test is not None and raw.x_test.shape[1:] != raw.x_train.shape[1:]:
+        raise DataError(
+            f"{dataset}: test images are {tuple(raw.x_test.shape[1:])} (C, H, W) but train images "
+            f"{tuple(raw.x_train.shape[1:])}; use data=imagefolder with data.channels/data.image_size"
+        )
+
+
+def check_every_class_in_every_split(arrays: dict, classes: list[str], dataset: str) -> None:
+    for part in SPLITS:
+        counts = np.bincount(arrays[part][1], minlength=len(classes))
+        if (counts == 0).any():
+            missing = classes[int(np.argmin(counts))]
+            raise DataError(
+                f"{dataset}: class {missing!r} has no images in the {part} split; raise "
+                "data.val_fraction/data.test_fraction, add images, or leave the class out with data.classes"
+            )
+
+
 def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
     """Read verified raw files, split them, write {train,val,test}.npz and summary.json."""
     manifest = read_json(raw_dir / "manifest.json")
@@ -74,12 +107,14 @@ def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
     check_manifest(raw_dir, manifest)
     raw = select_classes(read(data.name, raw_dir, data), data.classes, data.name)
 
+    check_raw(raw, data.name)
     has_test = raw.x_test is not None
     test_fraction = None if has_test else data.test_fraction
     parts = split_stratified(raw.y_train, data.val_fraction, test_fraction, seed)
     arrays = {s: (raw.x_train[i], raw.y_train[i]) for s, i in parts.items()}
     if has_test:
         arrays["test"] = (raw.x_test, raw.y_test)
+    check_every_class_in_every_split(arrays, raw.classes, data.name)
 
     summary = {
         "dataset": data.name,

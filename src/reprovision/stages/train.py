@@ -1,39 +1,108 @@
-"""train stage: fit the configured net with Lightning, tracked in a new MLflow run."""
+"""train stage: fit the configured net with Lightning, tracked in MLflow, resumable after a kill.
+
+The checkpoint directory persists across runs (DVC `persist`). `last.ckpt` holds the model,
+optimizer, scheduler, loop position, the torch RNG and every finished epoch's metrics; with it
+`resume.json` records the run's fingerprint (config + data) and MLflow run. Rerunning the stage
+with the same fingerprint resumes there, in the same MLflow run, and ends with the same
+metrics as an uninterrupted run; any other config starts afresh.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import dataclasses
+import hashlib
+import json
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from reprovision import tracking
 from reprovision.config import Config, load_config
 from reprovision.data.datamodule import NormalisedDataModule
-from reprovision.errors import StageFailed
-from reprovision.files import atomic_dir, atomic_file, read_json, write_json
+from reprovision.errors import ConfigError, StageFailed
+from reprovision.files import atomic_dir, atomic_file, read_json, sha256_file, write_json
 from reprovision.models.system import ImageClassifier
 
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "train/lr")
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 
-class EpochHistory(Callback):
-    """One row of epoch-level metrics per training epoch, for the curves file."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their target and renamed over it: a full disk or a kill
+    mid-write leaves the previous checkpoint intact."""
 
-    def __init__(self) -> None:
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        with atomic_file(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class EpochRecorder(Callback):
+    """Epoch metrics: saved in every checkpoint, logged to MLflow once their checkpoint exists.
+
+    A row is logged at the start of the next epoch (or at the end of training), after
+    ModelCheckpoint has saved it, so a kill at any moment leaves no epoch logged twice: a
+    resumed run logs exactly the rows MLflow does not have yet.
+    """
+
+    def __init__(self, run: tracking.PipelineRun, logged: int) -> None:
+        self.run = run
+        self.logged = logged  # epochs already in MLflow
         self.rows: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Runs before ModelCheckpoint (a monitoring callback) saves this epoch.
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1}
         row.update({k: float(metrics[k]) for k in CURVE_COLUMNS[1:] if k in metrics})
         self.rows.append(row)
+
+    def flush(self) -> None:
+        for row in self.rows[self.logged :]:
+            self.run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+        self.logged = len(self.rows)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        # The RNG as of the end of this epoch: the next epoch's shuffle and dropout match an
+        # uninterrupted run's.
+        return {
+            "rows": self.rows,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+class NonFiniteLoss(Callback):
+    """Stop at the first NaN or infinite training loss, naming the step, and fail the stage."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if not torch.isfinite(loss):  # one host sync per step; cheap next to the step itself
+            raise StageFailed(
+                f"training loss is {loss.item()} at step {trainer.global_step} (epoch {trainer.current_epoch + 1}, "
+                f"batch {batch_idx + 1}); lower optim.lr or pick another optimizer; the last good checkpoint "
+                "is kept"
+            )
 
 
 def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
@@ -41,6 +110,30 @@ def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
         writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def fingerprint(cfg: Config, data_dir: Path) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes training."""
+    trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k != "progress_bar"}
+    settings = {
+        "seed": cfg.seed,
+        "batch_size": cfg.data.batch_size,
+        "model": dataclasses.asdict(cfg.model),
+        "optim": dataclasses.asdict(cfg.optim),
+        "trainer": trainer,
+    }
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in sorted(data_dir.iterdir()):
+        h.update(path.name.encode() + sha256_file(path).encode())
+    return h.hexdigest()
+
+
+def check_environment(cfg: Config) -> None:
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator=gpu but no GPU is available (torch.cuda.is_available() is False); "
+            "use -S trainer.accelerator=auto or cpu"
+        )
 
 
 def train(
@@ -53,7 +146,8 @@ def train(
     metrics_path: Path,
     curves_path: Path,
 ) -> dict:
-    """Train; write the best checkpoint and run id to `out_dir`, summary metrics, curves."""
+    """Train (or resume); write the best checkpoint and run id to `out_dir`, metrics, curves."""
+    check_environment(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = NormalisedDataModule(data_dir, cfg.data.batch_size, cfg.data.num_workers)
     stats = datamodule.stats
@@ -65,59 +159,86 @@ def train(
         mean=stats["mean"],
         std=stats["std"],
     )
-    logger = tracking.lightning_logger(cfg, str(data_dir))
-    tracking.log_config(logger, params_path)
-    tracking.log_dataset(logger, read_json(split_summary), split_summary)
-    # The checkpoint directory persists across runs (DVC `persist`); names are fixed and
-    # overwritten, so a rerun never picks up `best-v1.ckpt` from an earlier config.
+
+    resume_file, last = checkpoint_dir / "resume.json", checkpoint_dir / "last.ckpt"
+    key = fingerprint(cfg, data_dir)
+    state = read_json(resume_file) if resume_file.is_file() else {}
+    if state.get("fingerprint") == key and last.is_file():
+        run = tracking.PipelineRun(state["run"])
+        tracking.check_reachable(run.info["tracking_uri"])
+        run.set_status("RUNNING")
+        ckpt_path, logged = last, run.last_step("val/acc")
+        print(f"train: resuming from {last} (MLflow run {run.run_id}, {logged} epoch(s) logged)")
+    else:  # another config, or a finished run: start afresh
+        for name in (*CHECKPOINTS, "resume.json"):
+            (checkpoint_dir / name).unlink(missing_ok=True)
+        run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary)
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        write_json(resume_file, {"fingerprint": key, "run": run.info})
+        ckpt_path, logged = None, 0
+
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
         monitor="val/acc",
         mode="max",
         save_last=True,
+        save_on_train_epoch_end=True,  # after EpochRecorder has this epoch's row
         enable_version_counter=False,
     )
-    history = EpochHistory()
+    recorder = EpochRecorder(run, logged)
     trainer = pl.Trainer(
         max_epochs=cfg.trainer.max_epochs,
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         precision=PRECISION[cfg.trainer.precision],
         deterministic=cfg.trainer.deterministic,
-        logger=logger,
-        callbacks=[checkpoint, history],
+        logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
+        callbacks=[recorder, NonFiniteLoss(), checkpoint],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        log_every_n_steps=1,
         default_root_dir=checkpoint_dir,
     )
-    with warnings.catch_warnings():
-        # In-memory tensors: DataLoader worker processes would only add start-up time.
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(module, datamodule=datamodule)
-    if trainer.interrupted or trainer.received_sigterm or trainer.current_epoch < cfg.trainer.max_epochs:
+    try:
+        with warnings.catch_warnings():
+            # In-memory tensors: DataLoader worker processes would only add start-up time.
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # The checkpoint directory is ours and kept on purpose (resume.json, last.ckpt).
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        # Lightning ends on SIGTERM with SIGTERMException, a SystemExit with status 0, and on
+        # Ctrl-C with sys.exit(1): either way the stage is not done, and must not look done.
+        interrupted = True
+    except BaseException:
+        run.set_status("FAILED")
+        raise
+    else:
+        interrupted = trainer.interrupted or trainer.current_epoch < cfg.trainer.max_epochs
+    if interrupted:
+        run.set_status("KILLED")
         raise StageFailed(
-            f"training stopped at epoch {trainer.current_epoch} of {cfg.trainer.max_epochs}; rerun the stage"
+            f"training stopped by a signal in epoch {trainer.current_epoch + 1} of {cfg.trainer.max_epochs}; "
+            "rerun the stage to resume from the last checkpoint"
         )
 
-    best = max(history.rows, key=lambda r: r["val/acc"])  # first epoch with the best val/acc
+    rows = recorder.rows
+    best = max(rows, key=lambda r: r["val/acc"])  # first epoch with the best val/acc
     summary = {k: best[k] for k in ("val/acc", "val/loss", "train/acc", "train/loss")}
-    summary.update({"best_epoch": best["epoch"], "epochs": len(history.rows)})
-    run_info = {
-        "run_id": logger.run_id,
-        "experiment_id": logger.experiment_id,
-        "tracking_uri": tracking.tracking_uri(cfg),
-    }
+    summary.update({"best_epoch": best["epoch"], "epochs": len(rows)})
     with atomic_dir(out_dir) as tmp:
         shutil.copyfile(checkpoint.best_model_path, tmp / "model.ckpt")
-        write_json(tmp / "run.json", run_info)
+        write_json(tmp / "run.json", run.info)
     write_json(metrics_path, summary)
-    write_curves(curves_path, history.rows)
-    run = tracking.PipelineRun(run_info)
+    write_curves(curves_path, rows)
     run.log_metrics({f"best/{k}": v for k, v in summary.items()})
     run.log_artifact(curves_path, "metrics")
+    for name in CHECKPOINTS:
+        run.log_artifact(checkpoint_dir / name, "checkpoints")
+    run.set_status("FINISHED")
+    resume_file.unlink()  # finished: the next run of this stage starts afresh
     return summary
 
 
@@ -126,10 +247,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="normalised data directory")
     parser.add_argument("--summary", required=True, type=Path, help="the split stage's summary.json")
     parser.add_argument(
-        "--checkpoints",
-        required=True,
-        type=Path,
-        help="directory for best/last Lightning checkpoints (kept across runs)",
+        "--checkpoints", required=True, type=Path, help="best/last checkpoints, kept across runs for resuming"
     )
     parser.add_argument("--out", required=True, type=Path, help="model directory to write (model.ckpt, run.json)")
     parser.add_argument("--metrics", required=True, type=Path, help="summary metrics JSON")

@@ -1,0 +1,185 @@
+"""Faults during training: killed runs resume to the same result; NaN stops; checkpoints survive."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from tests.data.formats import data_config
+
+from reprovision.config import compose
+from reprovision.stages.download import download
+from reprovision.stages.normalise import normalise
+from reprovision.stages.split import split
+from reprovision.stages.train import AtomicCheckpointIO
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """The digits pipeline up to normalise, as the train stage finds it."""
+    work = tmp_path_factory.mktemp("digits")
+    download(data_config(), work / "raw")
+    split(data_config(), work / "raw", work / "split", seed=42)
+    normalise(work / "split", work / "normalised")
+    return work
+
+
+def train_cmd(digits: Path, where: Path, *overrides: str) -> list[str]:
+    where.mkdir(parents=True, exist_ok=True)
+    cfg = compose(
+        ROOT / "conf",
+        [
+            "trainer.max_epochs=12",
+            "trainer.progress_bar=false",
+            f"tracking.uri=sqlite:///{digits / 'mlflow.db'}",
+            *overrides,
+        ],
+    )
+    (where / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return [
+        sys.executable,
+        "-m",
+        "reprovision",
+        "train",
+        "--params",
+        str(where / "params.yaml"),
+        "--data",
+        str(digits / "normalised"),
+        "--summary",
+        str(digits / "split" / "summary.json"),
+        "--checkpoints",
+        str(where / "checkpoints"),
+        "--out",
+        str(where / "models"),
+        "--metrics",
+        str(where / "train.json"),
+        "--curves",
+        str(where / "curves.csv"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(digits) -> Path:
+    where = digits / "uninterrupted"
+    subprocess.run(train_cmd(digits, where), check=True, capture_output=True)
+    return where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["TERM", "INT", "KILL"])
+def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig):
+    where = digits / f"killed-{sig.name}"
+    cmd = train_cmd(digits, where)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = where / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0, "an interrupted stage must not look done to DVC"
+    assert not (where / "train.json").exists() and not (where / "models").exists()
+    assert last.exists()
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout
+    assert (where / "curves.csv").read_text() == (uninterrupted / "curves.csv").read_text()
+    assert (where / "train.json").read_text() == (uninterrupted / "train.json").read_text()
+
+    # One MLflow run, every epoch logged exactly once.
+    run_id = json.loads((where / "models" / "run.json").read_text())["run_id"]
+    client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
+    for key in ("val/acc", "train/loss"):
+        assert [m.step for m in client.get_metric_history(run_id, key)] == list(range(1, 13)), key
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_checkpoint_of_another_config_is_not_resumed(digits, uninterrupted, tmp_path):
+    where = digits / "other-config"
+    subprocess.run(train_cmd(digits, where, "trainer.max_epochs=2"), check=True, capture_output=True)
+    # Leave a stale resume state behind, as a killed run of another config would.
+    (where / "checkpoints" / "resume.json").write_text(json.dumps({"fingerprint": "other", "run": {}}))
+    proc = subprocess.run(
+        train_cmd(digits, where, "trainer.max_epochs=2", "optim.lr=0.002"), capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "resuming" not in proc.stdout
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits):
+    where = digits / "diverges"
+    proc = subprocess.run(train_cmd(digits, where, "optim=sgd", "optim.lr=1e12"), capture_output=True, text=True)
+    assert proc.returncode == 1
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith("reprovision train: failed: training loss is nan at step") or "inf" in message
+    assert "lower optim.lr" in message
+    assert not (where / "models").exists()
+
+
+def test_gpu_requested_without_a_gpu_is_a_config_error(digits):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    proc = subprocess.run(train_cmd(digits, digits / "gpu", "trainer.accelerator=gpu"), capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip().splitlines()[-1].startswith("reprovision train: error: trainer.accelerator=gpu but no GPU")
+    )
+
+
+def test_unreachable_tracking_server_fails_before_training(digits, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    where = digits / "no-server"
+    start = time.monotonic()
+    proc = subprocess.run(
+        train_cmd(digits, where, f"tracking.uri=http://user:pw@127.0.0.1:{port}"), capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and time.monotonic() - start < 30
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "MLflow tracking server http://***@127.0.0.1" in line and "unreachable" in line and "pw" not in line
+    assert not (where / "checkpoints" / "last.ckpt").exists()
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+
+    def disk_full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        io.save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert torch.load(path, weights_only=True)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+@pytest.mark.slow
+def test_two_trainings_share_one_mlflow_store_safely(digits):
+    cmds = [train_cmd(digits, digits / f"concurrent-{i}", "trainer.max_epochs=6", f"seed={i}") for i in (1, 2)]
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
+    for i in (1, 2):
+        run_id = json.loads((digits / f"concurrent-{i}" / "models" / "run.json").read_text())["run_id"]
+        run = client.get_run(run_id)
+        assert run.data.params["seed"] == str(i) and run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run_id, "val/acc")] == [1, 2, 3, 4, 5, 6]
