@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     except BadInput as e:
         print(f"reprovision {command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except FileNotFoundError as e:  # an input a stage needs is not there
+        print(
+            f"reprovision {command}: error: {e.filename}: no such file; run the stages before this one "
+            "(dvc repro) or check the path",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     except StageFailed as e:
         print(f"reprovision {command}: failed: {e}", file=sys.stderr)
         return EXIT_FAILED
