@@ -168,3 +168,32 @@ def test_a_second_repro_while_one_runs_is_refused(pipeline):
         assert first.wait(timeout=300) == 0, log.read_text()
     assert second.returncode != 0
     assert "lock" in (second.stdout + second.stderr).lower()
+
+
+def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
+    """`checkpoints` is a `persist` out: DVC's cleanup before the rerun leaves it for resuming."""
+    import psutil
+
+    work = pipeline.work
+    last = work / "checkpoints" / "last.ckpt"
+    first = subprocess.Popen(
+        [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=pipeline_env(),
+    )
+    started = last.stat().st_mtime if last.exists() else 0
+    deadline = time.monotonic() + 120
+    while not (last.exists() and last.stat().st_mtime > started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    train = next(p for p in psutil.Process(first.pid).children(recursive=True) if "train" in p.cmdline())
+    train.terminate()  # SIGTERM, as a scheduler or `kill` sends it
+    output = first.communicate(timeout=120)[0]
+    assert first.returncode != 0, output
+    assert "failed to reproduce 'train'" in output.lower() or "error" in output.lower()
+
+    resumed = dvc(work, "repro")
+    assert "train: resuming from checkpoints/last.ckpt" in resumed
+    assert ran(resumed) == ["train", "evaluate", "report"]

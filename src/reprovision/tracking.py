@@ -41,6 +41,7 @@ def _git(*args: str) -> str | None:
 
 VERSIONED = ("torch", "pytorch-lightning", "mlflow", "dvc", "hydra-core", "numpy")
 PIPELINE_WRITES = (":!dvc.lock", ":!metrics")  # files the pipeline itself rewrites during a run
+REPRODUCES_ENV = "REPROVISION_REPRODUCES"  # set by `reprovision reproduce` for the new run
 
 
 def run_tags(data_dir: str | None = None) -> dict[str, str]:
@@ -60,9 +61,6 @@ def run_tags(data_dir: str | None = None) -> dict[str, str]:
     if data_dir and (md5 := dvc_lock_md5(data_dir)):
         tags["data_md5"] = md5
     return tags
-
-
-REPRODUCES_ENV = "REPROVISION_REPRODUCES"  # set by `reprovision reproduce` for the new run
 
 
 def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
