@@ -33,7 +33,7 @@ def test_default_config_is_valid(root):
         (["data.batch_size=abc"], "data.batch_size"),
         (["+data.shuffle=true"], "data.shuffle is not a known setting: allowed keys are name,"),
         (["+optim.momentum=0.9"], "optim.momentum is not a known setting"),  # adam has no momentum
-        (["model=resnet"], "Available options in 'model': cnn, mlp"),
+        (["model=resnet"], "Available options in 'model': cnn, fast_cnn, keras_cnn, mlp, net,"),
         (["trainer.precision=64"], "trainer.precision='64' is out of range: expected one of 32"),
     ],
 )

@@ -36,6 +36,8 @@ class DataConfig:
     test_fraction: float = MISSING  # used only by datasets without a test split of their own
     batch_size: int = MISSING
     num_workers: int = MISSING
+    crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
+    flip: bool = MISSING  # training augmentation: random horizontal flip
 
     def __post_init__(self) -> None:
         from reprovision.data.sources import DATASETS, IMAGEFOLDER
@@ -45,6 +47,7 @@ class DataConfig:
         _require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
         _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        _require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
         _require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
         _require(
             self.image_size is None or self.image_size >= 1,
@@ -67,74 +70,153 @@ class DataConfig:
             _require(self.channels is not None, "data.channels", self.channels, "1 or 3 for data=imagefolder")
 
 
+INITS = ("default", "he", "xavier")  # default: PyTorch's own initialisation of each layer
+
+
+def _positive_ints(key: str, values: list[int]) -> None:
+    _require(len(values) >= 1 and min(values) >= 1, key, values, "a non-empty list of positive integers")
+
+
+def _fraction(key: str, value: float) -> None:
+    _require(0 <= value < 1, key, value, "0 <= x < 1")
+
+
 # One schema per model option; the keys are the names in models.nets.NETS.
 @dataclass
-class CNNConfig:
-    name: str = "cnn"
+class ModelConfig:
+    name: str = MISSING
+    init: str = MISSING  # weight initialisation: default | he | xavier
+
+    def __post_init__(self) -> None:
+        _require(self.init in INITS, "model.init", self.init, "one of " + ", ".join(INITS))
+
+
+@dataclass
+class CNNConfig(ModelConfig):
     channels: list[int] = MISSING
     hidden: int = MISSING
     dropout: float = MISSING
 
     def __post_init__(self) -> None:
-        _require(
-            len(self.channels) >= 1 and min(self.channels) >= 1,
-            "model.channels",
-            self.channels,
-            "a non-empty list of positive integers",
-        )
+        super().__post_init__()
+        _positive_ints("model.channels", self.channels)
         _require(self.hidden >= 1, "model.hidden", self.hidden, "an integer >= 1")
-        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= x < 1")
+        _fraction("model.dropout", self.dropout)
 
 
 @dataclass
-class MLPConfig:
-    name: str = "mlp"
+class MLPConfig(ModelConfig):
     hidden: list[int] = MISSING
     dropout: float = MISSING
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        _require(all(h >= 1 for h in self.hidden), "model.hidden", self.hidden, "a list of positive integers")
+        _fraction("model.dropout", self.dropout)
+
+
+@dataclass
+class TFCNNConfig(ModelConfig):
+    channels: list[int] = MISSING
+    hidden: int = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_ints("model.channels", self.channels)
+        _require(self.hidden >= 1, "model.hidden", self.hidden, "an integer >= 1")
+
+
+@dataclass
+class KerasCNNConfig(TFCNNConfig):
+    conv_dropout: float = MISSING
+    dense_dropout: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction("model.conv_dropout", self.conv_dropout)
+        _fraction("model.dense_dropout", self.dense_dropout)
+
+
+@dataclass
+class TanhCNNConfig(TFCNNConfig):
+    dropout: float = MISSING  # Dropout2d after each pooling
+    batch_norm: bool = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction("model.dropout", self.dropout)
+
+
+@dataclass
+class FastCNNConfig(ModelConfig):
+    widths: list[int] = MISSING  # the three conv-BN-GELU groups' widths
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _require(
-            all(h >= 1 for h in self.hidden),
-            "model.hidden",
-            self.hidden,
-            "a list of positive integers",
+            len(self.widths) == 3 and min(self.widths) >= 1, "model.widths", self.widths, "three positive integers"
         )
-        _require(0 <= self.dropout < 1, "model.dropout", self.dropout, "0 <= x < 1")
 
 
-MODEL_SCHEMAS: dict[str, type] = {"cnn": CNNConfig, "mlp": MLPConfig}
+MODEL_SCHEMAS: dict[str, type] = {
+    "cnn": CNNConfig,
+    "mlp": MLPConfig,
+    "tf_cnn": TFCNNConfig,
+    "keras_cnn": KerasCNNConfig,
+    "net": TanhCNNConfig,
+    "net_width": TanhCNNConfig,
+    "net_dropout": TanhCNNConfig,
+    "net_batchnorm": TanhCNNConfig,
+    "resnet18": ModelConfig,
+    "fast_cnn": FastCNNConfig,
+}
 
 
-SCHEDULES = ("constant", "cosine")  # cosine: from lr down to 0 over all training steps
+# Learning rate over training, after `warmup_epochs` of linear warm-up from 0:
+# constant; step (x gamma every step_epochs); cosine (to 0); one_cycle (linearly to 0).
+SCHEDULES = ("constant", "step", "cosine", "one_cycle")
 
 
 # One schema per optimizer option; the keys are the names in models.system.OPTIMIZERS.
 @dataclass
 class SGDConfig:
-    name: str = "sgd"
+    name: str = MISSING
     lr: float = MISSING
     weight_decay: float = MISSING
-    schedule: str = MISSING  # one of SCHEDULES: the learning rate over training
+    schedule: str = MISSING
+    warmup_epochs: float = MISSING
+    step_epochs: int = MISSING  # schedule=step only
+    gamma: float = MISSING  # schedule=step only
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", self.lr, "a number > 0")
         _require(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "a number >= 0")
         _require(self.schedule in SCHEDULES, "optim.schedule", self.schedule, "one of " + ", ".join(SCHEDULES))
+        _require(self.warmup_epochs >= 0, "optim.warmup_epochs", self.warmup_epochs, "a number >= 0")
+        _require(self.step_epochs >= 1, "optim.step_epochs", self.step_epochs, "an integer >= 1")
+        _require(0 < self.gamma <= 1, "optim.gamma", self.gamma, "0 < x <= 1")
 
 
 @dataclass
-class MomentumConfig(SGDConfig):
-    name: str = "momentum"
+class MomentumConfig(SGDConfig):  # momentum and nesterov
     momentum: float = MISSING
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require(0 <= self.momentum < 1, "optim.momentum", self.momentum, "0 <= x < 1")
+        _fraction("optim.momentum", self.momentum)
 
 
 @dataclass
-class AdamConfig(SGDConfig):
-    name: str = "adam"
+class RMSpropConfig(MomentumConfig):
+    alpha: float = MISSING  # smoothing of the squared-gradient average
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _fraction("optim.alpha", self.alpha)
+
+
+@dataclass
+class AdamConfig(SGDConfig):  # adam and adamw
     betas: list[float] = MISSING
 
     def __post_init__(self) -> None:
@@ -147,7 +229,15 @@ class AdamConfig(SGDConfig):
         )
 
 
-OPTIM_SCHEMAS: dict[str, type] = {"sgd": SGDConfig, "momentum": MomentumConfig, "adam": AdamConfig}
+OPTIM_SCHEMAS: dict[str, type] = {
+    "sgd": SGDConfig,
+    "momentum": MomentumConfig,
+    "nesterov": MomentumConfig,
+    "adagrad": SGDConfig,
+    "rmsprop": RMSpropConfig,
+    "adam": AdamConfig,
+    "adamw": AdamConfig,
+}
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -161,9 +251,25 @@ class TrainerConfig:
     precision: str = MISSING
     deterministic: bool = MISSING
     progress_bar: bool = MISSING
+    label_smoothing: float = MISSING
+    gradient_clip: float | None = MISSING  # clip the gradient norm to this; null: no clipping
+    early_stopping: int | None = MISSING  # stop after this many epochs without a better val/acc
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
+        _fraction("trainer.label_smoothing", self.label_smoothing)
+        _require(
+            self.gradient_clip is None or self.gradient_clip > 0,
+            "trainer.gradient_clip",
+            self.gradient_clip,
+            "a number > 0 or null",
+        )
+        _require(
+            self.early_stopping is None or self.early_stopping >= 1,
+            "trainer.early_stopping",
+            self.early_stopping,
+            "an integer >= 1 or null",
+        )
         _require(
             self.accelerator in ACCELERATORS,
             "trainer.accelerator",
@@ -314,7 +420,8 @@ def compose(config_dir: str | Path = "conf", overrides: list[str] | None = None)
         options = [i for i, ln in enumerate(lines) if ln.startswith("Available options")]
         if options:
             i = options[0]
-            lines = [*lines[:i], f"{lines[i]} {', '.join(lines[i + 1 :])}"]
+            choices = [o for o in lines[i + 1 :] if not o.startswith("_")]  # _base files are not options
+            lines = [*lines[:i], f"{lines[i]} {', '.join(choices)}"]
         raise ConfigError("; ".join(lines)) from None
     OmegaConf.resolve(cfg)
     return cfg

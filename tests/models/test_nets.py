@@ -1,29 +1,89 @@
-"""Nets adapt to channels, image size and class count; every config option has a net."""
+"""Every model option adapts to the data; every optimizer, schedule and init works."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
+from tests.project import ROOT
 
-from reprovision.config import MODEL_SCHEMAS, OPTIM_SCHEMAS
-from reprovision.models.nets import NETS, build_net
-from reprovision.models.system import OPTIMIZERS
+from reprovision.config import MODEL_SCHEMAS, OPTIM_SCHEMAS, SCHEDULES, compose, validate
+from reprovision.data.augment import flip_crop
+from reprovision.models.nets import NETS, build_net, init_weights
+from reprovision.models.system import OPTIMIZERS, lr_factor
 
-KWARGS = {"cnn": {"channels": [8, 16], "hidden": 32, "dropout": 0.1}, "mlp": {"hidden": [32], "dropout": 0.0}}
-
-
-@pytest.mark.parametrize("name", sorted(NETS))
-@pytest.mark.parametrize(("shape", "classes"), [((1, 8, 8), 10), ((3, 32, 32), 2), ((3, 28, 20), 7)])
-def test_output_shape(name, shape, classes):
-    net = build_net(name, list(shape), classes, **KWARGS[name])
-    assert net(torch.zeros(5, *shape)).shape == (5, classes)
+MODEL_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml") if not p.stem.startswith("_"))
+OPTIM_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "optim").glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def test_config_schemas_match_the_registries():
-    assert set(MODEL_SCHEMAS) == set(NETS)
-    assert set(OPTIM_SCHEMAS) == set(OPTIMIZERS)
-    for name, schema in MODEL_SCHEMAS.items():
-        fields = {f.name for f in dataclasses.fields(schema)} - {"name"}
-        assert fields == set(KWARGS[name]), name
+def model_kwargs(option: str) -> tuple[str, dict]:
+    model = dataclasses.asdict(validate(compose(ROOT / "conf", [f"model={option}"])).model)
+    return model.pop("name"), {k: v for k, v in model.items() if k != "init"}
+
+
+@pytest.mark.parametrize("option", MODEL_OPTIONS)
+@pytest.mark.parametrize(("shape", "classes"), [((1, 8, 8), 10), ((1, 28, 28), 10), ((3, 32, 32), 2)])
+def test_every_model_runs_forward_and_backward(option, shape, classes):
+    name, kwargs = model_kwargs(option)
+    net = build_net(name, list(shape), classes, **kwargs)
+    out = net(torch.randn(4, *shape))
+    assert out.shape == (4, classes)
+    out.logsumexp(1).mean().backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_every_option_has_a_schema_and_an_implementation():
+    assert set(MODEL_OPTIONS) == set(MODEL_SCHEMAS) == set(NETS)
+    assert set(OPTIM_OPTIONS) == set(OPTIM_SCHEMAS) == set(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("option", OPTIM_OPTIONS)
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_optimizer_and_schedule_builds_and_steps(option, schedule):
+    optim = dataclasses.asdict(
+        validate(
+            compose(ROOT / "conf", [f"optim={option}", f"optim.schedule={schedule}", "optim.warmup_epochs=1"])
+        ).optim
+    )
+    net = torch.nn.Linear(4, 2)
+    before = net.weight.detach().clone()
+    optimizer = OPTIMIZERS[option](net.parameters(), optim)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, 5, 20, optim))
+    for _ in range(3):
+        net(torch.randn(8, 4)).pow(2).mean().backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+    assert not torch.equal(net.weight, before)
+
+
+def test_schedules_shape_the_learning_rate():
+    o = {"warmup_epochs": 1, "step_epochs": 2, "gamma": 0.5}
+    f = lambda kind, step: lr_factor(step, 10, 100, {**o, "schedule": kind})  # noqa: E731
+    assert [f("constant", s) for s in (0, 9, 10, 99)] == [0.1, 1.0, 1.0, 1.0]  # warm-up over 10 steps
+    assert [f("step", s) for s in (10, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
+    assert f("cosine", 10) == 1.0 and math.isclose(f("cosine", 55), 0.5) and f("cosine", 100) < 1e-9
+    assert f("one_cycle", 10) == 1.0 and math.isclose(f("one_cycle", 55), 0.5)
+
+
+@pytest.mark.parametrize(("scheme", "std"), [("he", math.sqrt(2 / 400)), ("xavier", math.sqrt(2 / (400 + 300)))])
+def test_initialisation_sets_the_published_scale(scheme, std):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(400, 300))
+    init_weights(net, scheme)
+    assert abs(net[0].weight.std().item() - std) / std < 0.05
+    assert torch.count_nonzero(net[0].bias) == 0
+
+
+def test_flip_and_crop_move_pixels_not_values():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    torch.manual_seed(0)
+    flipped = flip_crop(x, crop_padding=0, flip=True)
+    assert all(torch.equal(f, i) or torch.equal(f, i.flip(2)) for f, i in zip(flipped, x, strict=True))
+    cropped = flip_crop(x, crop_padding=1, flip=False)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    for c, p in zip(cropped, padded, strict=True):  # each output is a 4x4 window of the padded image
+        assert any(torch.equal(c, p[:, i : i + 4, j : j + 4]) for i in range(3) for j in range(3))

@@ -75,4 +75,6 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     assert run.data.params["model.name"] == "mlp"
     assert run.data.params["dataset.classes"] == "a,b,c"
     assert run.data.params["dataset.size.train"] == "60"
+    assert int(run.data.params["model.parameter_count"]) == sum(p.numel() for p in module.net.parameters())
+    assert run.data.tags["recipe"].startswith("mlp adam lr=0.001 constant")
     assert run.data.metrics["test/acc"] == headline["test/acc"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
 
 
@@ -65,7 +67,185 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-NETS: dict[str, type[nn.Module]] = {"cnn": SmallCNN, "mlp": MLP}
+def _pooled(size: tuple[int, int], times: int) -> tuple[int, int]:
+    """Spatial size after `times` 2x2 max-pools (floor), never below 1."""
+    h, w = size
+    for _ in range(times):
+        h, w = max(h // 2, 1), max(w // 2, 1)
+    return h, w
+
+
+def _pool(h: int, w: int) -> nn.Module:
+    # Tiny inputs (8x8 after two pools) keep their last pixel instead of vanishing.
+    return nn.MaxPool2d(2) if min(h, w) >= 2 else nn.Identity()
+
+
+class TFCNN(nn.Module):
+    """The classic MNIST CNN: conv5x5-ReLU-maxpool per entry of `channels`, dense, classes."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        *,
+        channels: list[int],
+        hidden: int,
+        conv_dropout: float = 0.0,
+        dense_dropout: float = 0.0,
+        kernel: int = 5,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, (h, w) = in_channels, image_size
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, kernel, padding=kernel // 2), nn.ReLU(), _pool(h, w)]
+            if conv_dropout:
+                layers.append(nn.Dropout(conv_dropout))
+            h, w = _pooled((h, w), 1)
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * h * w, hidden),
+            nn.ReLU(),
+            nn.Dropout(dense_dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class KerasCNN(TFCNN):
+    """The classic CIFAR-10 CNN: conv3x3 32 -> pool -> dropout -> conv 64 -> pool -> dropout ->
+    dense 512 -> dropout -> classes."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        *,
+        channels: list[int],
+        hidden: int,
+        conv_dropout: float,
+        dense_dropout: float,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            image_size,
+            num_classes,
+            channels=channels,
+            hidden=hidden,
+            conv_dropout=conv_dropout,
+            dense_dropout=dense_dropout,
+            kernel=3,
+        )
+
+
+class TanhCNN(nn.Module):
+    """The birds-versus-airplanes chapter's nets: conv3x3 (BN) tanh maxpool (Dropout2d) blocks,
+    a tanh dense layer, classes. Net, NetWidth, NetDropout and NetBatchNorm are its settings."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        *,
+        channels: list[int],
+        hidden: int,
+        dropout: float,
+        batch_norm: bool,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, (h, w) = in_channels, image_size
+        for c in channels:
+            layers.append(nn.Conv2d(c_in, c, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(c))
+            layers += [nn.Tanh(), _pool(h, w)]
+            if dropout:
+                layers.append(nn.Dropout2d(dropout))
+            h, w = _pooled((h, w), 1)
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(c_in * h * w, hidden), nn.Tanh(), nn.Linear(hidden, num_classes)
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def resnet18(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
+    """torchvision's ResNet-18 with a CIFAR stem: a 3x3 stride-1 first conv and no max-pool,
+    so 32x32 (and 8x8) inputs keep their resolution into the residual stages."""
+    from torchvision.models import resnet18 as torchvision_resnet18
+
+    net = torchvision_resnet18(num_classes=num_classes)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    return net
+
+
+class FastCNN(nn.Module):
+    """A fast CNN in the spirit of the CIFAR-10 speed runs: a conv stem, three groups of
+    conv-maxpool-BN-GELU + conv-BN-GELU, a global max-pool and a linear head scaled down
+    (small logits early in training steady the first steps)."""
+
+    def __init__(self, in_channels: int, image_size: tuple[int, int], num_classes: int, *, widths: list[int]) -> None:
+        super().__init__()
+
+        def conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.GELU()]
+
+        stem = widths[0] // 2
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, stem, 3, padding=1, bias=False), nn.GELU()]
+        c_in, (h, w) = stem, image_size
+        for c in widths:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), _pool(h, w), nn.BatchNorm2d(c), nn.GELU()]
+            layers += conv_bn(c, c)
+            h, w = _pooled((h, w), 1)
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes, bias=False)
+        self.scale = 1 / 9  # logit scale, as the speed-run recipes do
+
+    def forward(self, x):
+        x = self.features(x).amax(dim=(2, 3))
+        return self.head(x) * self.scale
+
+
+NETS: dict[str, Callable[..., nn.Module]] = {
+    "cnn": SmallCNN,
+    "mlp": MLP,
+    "tf_cnn": TFCNN,
+    "keras_cnn": KerasCNN,
+    "net": TanhCNN,
+    "net_width": TanhCNN,
+    "net_dropout": TanhCNN,
+    "net_batchnorm": TanhCNN,
+    "resnet18": resnet18,
+    "fast_cnn": FastCNN,
+}
+
+
+def init_weights(net: nn.Module, scheme: str) -> None:
+    """He (Kaiming normal, for ReLU-family nets) or Xavier (uniform, for tanh) initialisation of
+    every conv and linear weight, zero biases; `default` keeps PyTorch's own."""
+    if scheme == "default":
+        return
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d | nn.Linear):
+            if scheme == "he":
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def build_net(name: str, image_shape: list[int], num_classes: int, **kwargs) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 
@@ -10,18 +11,47 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from reprovision.data.augment import flip_crop
 from reprovision.errors import BadInput
-from reprovision.models.nets import build_net
+from reprovision.models.nets import build_net, init_weights
+
+
+def _sgd(params, o, momentum=0.0, nesterov=False):
+    return torch.optim.SGD(params, lr=o["lr"], momentum=momentum, nesterov=nesterov, weight_decay=o["weight_decay"])
+
 
 OPTIMIZERS = {
-    "sgd": lambda params, o: torch.optim.SGD(params, lr=o["lr"], weight_decay=o["weight_decay"]),
-    "momentum": lambda params, o: torch.optim.SGD(
-        params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"]
+    "sgd": lambda params, o: _sgd(params, o),
+    "momentum": lambda params, o: _sgd(params, o, momentum=o["momentum"]),
+    "nesterov": lambda params, o: _sgd(params, o, momentum=o["momentum"], nesterov=True),
+    "adagrad": lambda params, o: torch.optim.Adagrad(params, lr=o["lr"], weight_decay=o["weight_decay"]),
+    "rmsprop": lambda params, o: torch.optim.RMSprop(
+        params, lr=o["lr"], alpha=o["alpha"], momentum=o["momentum"], weight_decay=o["weight_decay"]
     ),
     "adam": lambda params, o: torch.optim.Adam(
         params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
     ),
+    "adamw": lambda params, o: torch.optim.AdamW(
+        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
+    ),
 }
+
+
+def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
+    """The learning rate at optimizer step `step` as a fraction of optim.lr: linear warm-up
+    over optim.warmup_epochs, then the schedule over the remaining steps."""
+    warmup = o["warmup_epochs"] * steps_per_epoch
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(total_steps - warmup, 1)  # 0 -> 1 over the rest of training
+    schedule = o["schedule"]
+    if schedule == "step":
+        return o["gamma"] ** (step // (o["step_epochs"] * steps_per_epoch))
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "one_cycle":
+        return max(1 - t, 0.0)
+    return 1.0
 
 
 class ImageClassifier(pl.LightningModule):
@@ -40,11 +70,14 @@ class ImageClassifier(pl.LightningModule):
         image_shape: list[int],
         mean: list[float],
         std: list[float],
+        label_smoothing: float = 0.0,
+        augment: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the stage logs the whole resolved config
-        kwargs = {k: v for k, v in net.items() if k != "name"}
+        kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
         self.net = build_net(net["name"], image_shape, len(classes), **kwargs)
+        init_weights(self.net, net.get("init", "default"))
         self.train_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
@@ -61,7 +94,9 @@ class ImageClassifier(pl.LightningModule):
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         x, y = batch
         logits = self(x)
-        loss = F.cross_entropy(logits, y)
+        # Label smoothing shapes training only; val/test losses stay comparable across recipes.
+        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
+        loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         acc = getattr(self, f"{split}_acc")
         acc(logits, y)
         # Epoch-level only: one value per epoch reaches the logger, no per-step syncs.
@@ -81,6 +116,14 @@ class ImageClassifier(pl.LightningModule):
     def predict_step(self, batch, batch_idx):
         return self(batch[0])
 
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # Augment whole training batches where they now live (GPU or CPU), never val/test.
+        augment = self.hparams.augment
+        if augment and self.trainer.training and (augment["crop_padding"] or augment["flip"]):
+            x, y = batch
+            batch = (flip_crop(x, augment["crop_padding"], augment["flip"]), y)
+        return batch
+
     def on_train_epoch_start(self) -> None:
         # Named the same for every optimizer, unlike LearningRateMonitor's `lr-<Optimizer>`.
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
@@ -88,12 +131,17 @@ class ImageClassifier(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim)
-        if optim["schedule"] == "constant":
+        if optim["schedule"] == "constant" and not optim["warmup_epochs"]:
             return optimizer
-        # cosine: stepped every batch, so short runs decay smoothly to zero.
-        steps = self.trainer.estimated_stepping_batches
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        # Stepped every batch, so short runs follow the schedule smoothly.
+        total = int(self.trainer.estimated_stepping_batches)
+        per_epoch = max(total // self.trainer.max_epochs, 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, per_epoch, total, optim))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
 
 
 def load_classifier(path: str | Path) -> ImageClassifier:

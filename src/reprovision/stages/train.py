@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from reprovision import tracking
 from reprovision.config import Config, load_config
@@ -118,6 +119,7 @@ def fingerprint(cfg: Config, data_dir: Path) -> str:
     settings = {
         "seed": cfg.seed,
         "batch_size": cfg.data.batch_size,
+        "augment": [cfg.data.crop_padding, cfg.data.flip],
         "model": dataclasses.asdict(cfg.model),
         "optim": dataclasses.asdict(cfg.optim),
         "trainer": trainer,
@@ -126,6 +128,20 @@ def fingerprint(cfg: Config, data_dir: Path) -> str:
     for path in sorted(data_dir.iterdir()):
         h.update(path.name.encode() + sha256_file(path).encode())
     return h.hexdigest()
+
+
+def recipe(cfg: Config) -> str:
+    """The training recipe in one line, for the MLflow run list (`cnn adam lr=0.001 constant bs=64 30ep 32`)."""
+    o, t, d = cfg.optim, cfg.trainer, cfg.data
+    parts = [cfg.model.name, o.name, f"lr={o.lr:g}", o.schedule]
+    parts += [f"warmup={o.warmup_epochs:g}ep"] if o.warmup_epochs else []
+    parts += [f"wd={o.weight_decay:g}"] if o.weight_decay else []
+    parts += [f"ls={t.label_smoothing:g}"] if t.label_smoothing else []
+    parts += [f"clip={t.gradient_clip:g}"] if t.gradient_clip else []
+    parts += [f"crop{d.crop_padding}"] if d.crop_padding else []
+    parts += ["flip"] if d.flip else []
+    parts += [f"bs={d.batch_size}", f"{t.max_epochs}ep", t.precision]
+    return " ".join(parts)
 
 
 def check_environment(cfg: Config) -> None:
@@ -158,6 +174,8 @@ def train(
         image_shape=stats["image_shape"],
         mean=stats["mean"],
         std=stats["std"],
+        label_smoothing=cfg.trainer.label_smoothing,
+        augment={"crop_padding": cfg.data.crop_padding, "flip": cfg.data.flip},
     )
 
     resume_file, last = checkpoint_dir / "resume.json", checkpoint_dir / "last.ckpt"
@@ -173,6 +191,8 @@ def train(
         for name in (*CHECKPOINTS, "resume.json"):
             (checkpoint_dir / name).unlink(missing_ok=True)
         run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary)
+        run.log_params({"model.parameter_count": module.parameter_count})
+        run.set_tags({"recipe": recipe(cfg)})
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         write_json(resume_file, {"fingerprint": key, "run": run.info})
         ckpt_path, logged = None, 0
@@ -187,6 +207,12 @@ def train(
         enable_version_counter=False,
     )
     recorder = EpochRecorder(run, logged)
+    callbacks: list[Callback] = [recorder, NonFiniteLoss(), checkpoint]
+    early = None
+    if cfg.trainer.early_stopping:
+        # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
+        early = EarlyStopping(monitor="val/acc", mode="max", patience=cfg.trainer.early_stopping, check_finite=True)
+        callbacks.append(early)
     trainer = pl.Trainer(
         max_epochs=cfg.trainer.max_epochs,
         accelerator=cfg.trainer.accelerator,
@@ -194,7 +220,8 @@ def train(
         precision=PRECISION[cfg.trainer.precision],
         deterministic=cfg.trainer.deterministic,
         logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
-        callbacks=[recorder, NonFiniteLoss(), checkpoint],
+        callbacks=callbacks,
+        gradient_clip_val=cfg.trainer.gradient_clip,
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
@@ -207,6 +234,8 @@ def train(
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             # The checkpoint directory is ours and kept on purpose (resume.json, last.ckpt).
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            # Augmentation lives in the module's on_after_batch_transfer on purpose (device-side).
+            warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:
         # Lightning ends on SIGTERM with SIGTERMException, a SystemExit with status 0, and on
@@ -216,7 +245,11 @@ def train(
         run.set_status("FAILED")
         raise
     else:
-        interrupted = trainer.interrupted or trainer.current_epoch < cfg.trainer.max_epochs
+        stopped_early = early is not None and early.stopped_epoch > 0
+        interrupted = trainer.interrupted or (trainer.current_epoch < cfg.trainer.max_epochs and not stopped_early)
+    if early is not None and not math.isfinite(float(trainer.callback_metrics.get("val/acc", 0.0))):
+        run.set_status("FAILED")
+        raise StageFailed("val/acc is not finite: early stopping ended training; the last good checkpoint is kept")
     if interrupted:
         run.set_status("KILLED")
         raise StageFailed(
