@@ -17,6 +17,7 @@ COMMANDS = {
     "params": ("reprovision.commands.params", "compose conf/ into params.yaml (overrides allowed)"),
     "check": ("reprovision.commands.check", "compare metrics with a baseline; exit 1 on a regression"),
     "reproduce": ("reprovision.commands.reproduce", "rerun a past MLflow run's config and compare"),
+    "sweep": ("reprovision.commands.sweep", "hyperparameter search on the validation split"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

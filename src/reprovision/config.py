@@ -323,6 +323,41 @@ class CheckConfig:
     tolerances: dict[str, Tolerance] = MISSING  # metric name -> tolerance; only these are checked
 
 
+SAMPLERS = ("random", "tpe")
+
+
+@dataclass
+class RangeConfig:
+    key: str = MISSING  # a config key, e.g. optim.lr
+    low: float = MISSING
+    high: float = MISSING
+    log: bool = False  # sample log-uniformly (learning rates, weight decay)
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.low < self.high, f"search.space[{self.key}].low", self.low, f"below high={self.high}")
+        _require(not self.log or self.low > 0, f"search.space[{self.key}].low", self.low, "> 0 when log is true")
+
+
+@dataclass
+class SearchConfig:
+    name: str = MISSING  # the best trial is written to conf/experiment/<name>.yaml
+    sampler: str = MISSING  # random (coarse to fine) | tpe (Optuna)
+    trials: int = MISSING
+    rounds: int = MISSING  # random: the ranges narrow after each round
+    keep: int = MISSING  # random: the best trials that bound the next round's ranges
+    epochs: int = MISSING  # each trial's trainer.max_epochs: short trials
+    space: list[RangeConfig] = MISSING
+
+    def __post_init__(self) -> None:
+        _require(self.sampler in SAMPLERS, "search.sampler", self.sampler, "random or tpe")
+        _require(self.trials >= 1, "search.trials", self.trials, "an integer >= 1")
+        _require(1 <= self.rounds <= self.trials, "search.rounds", self.rounds, "between 1 and search.trials")
+        _require(self.keep >= 1, "search.keep", self.keep, "an integer >= 1")
+        _require(self.epochs >= 1, "search.epochs", self.epochs, "an integer >= 1")
+        _require(len(self.space) >= 1, "search.space", self.space, "at least one range")
+
+
 @dataclass
 class Config:
     seed: int = MISSING
@@ -333,6 +368,7 @@ class Config:
     tracking: TrackingConfig = MISSING
     report: ReportConfig = MISSING
     check: CheckConfig = MISSING
+    search: SearchConfig = MISSING
 
 
 def _choice(raw: DictConfig, group: str, schemas: dict[str, type]) -> type:

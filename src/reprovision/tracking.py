@@ -145,7 +145,15 @@ class PipelineRun:
         self.client = MlflowClient(info["tracking_uri"])
 
     @classmethod
-    def start(cls, cfg: Config, params_path: Path, data_dir: Path, summary_path: Path) -> PipelineRun:
+    def start(
+        cls,
+        cfg: Config,
+        params_path: Path,
+        data_dir: Path,
+        summary_path: Path,
+        name: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> PipelineRun:
         """A new run carrying the resolved config (params + artifact), the dataset and the tags."""
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
@@ -160,10 +168,10 @@ class PipelineRun:
                 if experiment
                 else client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(uri))
             )
-        tags = {
-            "mlflow.runName": os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}",
-            **run_tags(str(data_dir)),
-        }
+        default_name = os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}"
+        tags = {"mlflow.runName": name or default_name, **run_tags(str(data_dir))}
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri})
         params = {**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))}

@@ -161,6 +161,8 @@ def train(
     out_dir: Path,
     metrics_path: Path,
     curves_path: Path,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
 ) -> dict:
     """Train (or resume); write the best checkpoint and run id to `out_dir`, metrics, curves."""
     check_environment(cfg)
@@ -190,7 +192,7 @@ def train(
     else:  # another config, or a finished run: start afresh
         for name in (*CHECKPOINTS, "resume.json"):
             (checkpoint_dir / name).unlink(missing_ok=True)
-        run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary)
+        run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary, run_name, parent_run_id)
         run.log_params({"model.parameter_count": module.parameter_count})
         run.set_tags({"recipe": recipe(cfg)})
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
