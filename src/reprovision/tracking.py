@@ -20,8 +20,15 @@ DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in t
 
 
 def tracking_uri(cfg: Config) -> str:
-    """$MLFLOW_TRACKING_URI, else `tracking.uri`, else the project's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri or DEFAULT_URI
+    """$MLFLOW_TRACKING_URI, else `tracking.uri`, else the project's SQLite store.
+
+    Under DVC the store is the project root's even when a queued experiment runs in a copy of
+    the workspace (DVC sets $DVC_ROOT to the original root), so every run lands in one place.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri:
+        return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+    root = os.environ.get("DVC_ROOT")
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
 
 
 def artifact_location(uri: str) -> str | None:
