@@ -323,6 +323,14 @@ class CheckConfig:
     tolerances: dict[str, Tolerance] = MISSING  # metric name -> tolerance; only these are checked
 
 
+@dataclass
+class SplitConfig:
+    folds: int | None = MISSING  # k-fold cross-validation of the training data in the train stage
+
+    def __post_init__(self) -> None:
+        _require(self.folds is None or self.folds >= 2, "split.folds", self.folds, "an integer >= 2 or null")
+
+
 SAMPLERS = ("random", "tpe")
 
 
@@ -369,6 +377,7 @@ class Config:
     report: ReportConfig = MISSING
     check: CheckConfig = MISSING
     search: SearchConfig = MISSING
+    split: SplitConfig = MISSING
 
 
 def _choice(raw: DictConfig, group: str, schemas: dict[str, type]) -> type:

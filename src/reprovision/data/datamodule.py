@@ -10,6 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from reprovision.files import load_arrays, read_json
 
+# Which splits each Lightning stage reads: fitting never loads the test split.
+SPLITS_FOR = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+
 
 class NormalisedDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: str | Path, batch_size: int, num_workers: int = 0) -> None:
@@ -21,7 +24,7 @@ class NormalisedDataModule(pl.LightningDataModule):
         self.datasets: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        for split in ("train", "val", "test"):
+        for split in SPLITS_FOR.get(stage or "", ("train", "val", "test")):
             if split not in self.datasets:
                 arrays = load_arrays(self.data_dir / f"{split}.npz")
                 self.datasets[split] = TensorDataset(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))

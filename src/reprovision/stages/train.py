@@ -263,6 +263,10 @@ def train(
     best = max(rows, key=lambda r: r["val/acc"])  # first epoch with the best val/acc
     summary = {k: best[k] for k in ("val/acc", "val/loss", "train/acc", "train/loss")}
     summary.update({"best_epoch": best["epoch"], "epochs": len(rows)})
+    if cfg.split.folds:
+        from reprovision.crossval import cross_validate
+
+        summary.update(cross_validate(cfg, params_path, split_summary.parent, run.run_id))
     with atomic_dir(out_dir) as tmp:
         shutil.copyfile(checkpoint.best_model_path, tmp / "model.ckpt")
         write_json(tmp / "run.json", run.info)

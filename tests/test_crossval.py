@@ -1,0 +1,61 @@
+"""k-fold cross-validation: stratified folds, one child run each, mean ± std of val/acc."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from tests.data.formats import data_config
+from tests.project import ROOT
+
+from reprovision.config import compose, validate
+from reprovision.crossval import fold_indices
+from reprovision.stages.download import download
+from reprovision.stages.normalise import normalise
+from reprovision.stages.split import split
+from reprovision.stages.train import train
+
+
+def test_folds_are_stratified_and_validate_every_sample_once():
+    labels = np.repeat([0, 1, 2], [30, 60, 90])
+    folds = fold_indices(labels, 3, seed=0)
+    val = np.concatenate([va for _, va in folds])
+    assert sorted(val.tolist()) == list(range(180))
+    for tr, va in folds:
+        assert not set(tr) & set(va)
+        assert np.bincount(labels[va]).tolist() == [10, 20, 30]
+
+
+@pytest.mark.slow
+def test_three_fold_run_on_digits(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    download(data_config(), tmp_path / "raw")
+    split(data_config(), tmp_path / "raw", tmp_path / "split", seed=42)
+    normalise(tmp_path / "split", tmp_path / "normalised")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    composed = compose(
+        ROOT / "conf", ["split.folds=3", "trainer.max_epochs=2", "trainer.progress_bar=false", f"tracking.uri={uri}"]
+    )
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(composed))
+    summary = train(
+        validate(composed),
+        tmp_path / "params.yaml",
+        tmp_path / "normalised",
+        tmp_path / "split" / "summary.json",
+        tmp_path / "ckpt",
+        tmp_path / "models",
+        tmp_path / "train.json",
+        tmp_path / "curves.csv",
+    )
+    assert summary["cv/folds"] == 3
+    assert 0 < summary["cv/val/acc_mean"] <= 1 and summary["cv/val/acc_std"] >= 0
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])
+    main = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
+    assert sorted(r.info.run_name for r in folds) == ["fold 1/3", "fold 2/3", "fold 3/3"]
+    accs = [r.data.metrics["best/val/acc"] for r in folds]
+    assert main.data.metrics["best/cv/val/acc_mean"] == pytest.approx(np.mean(accs))
+    assert all(int(r.data.params["dataset.size.val"]) in (479, 480) for r in folds)  # (1149 + 288) / 3
