@@ -7,7 +7,55 @@ from collections.abc import Callable
 from torch import nn
 
 
-class SmallCNN(nn.Module):
+def _pooled(size: tuple[int, int], times: int) -> tuple[int, int]:
+    """Spatial size after `times` 2x2 max-pools (floor), never below 1."""
+    h, w = size
+    for _ in range(times):
+        h, w = max(h // 2, 1), max(w // 2, 1)
+    return h, w
+
+
+def _pool(h: int, w: int) -> nn.Module:
+    # Tiny inputs (8x8 after two pools) keep their last pixel instead of vanishing.
+    return nn.MaxPool2d(2) if min(h, w) >= 2 else nn.Identity()
+
+
+class ConvThenDense(nn.Module):
+    """Conv blocks, each followed by a 2x2 max-pool while the image is big enough, then one
+    hidden dense layer and the class scores. `block(c_in, c_out, pool)` returns a block's layers."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        num_classes: int,
+        channels: list[int],
+        hidden: int,
+        block: Callable[[int, int, nn.Module], list[nn.Module]],
+        activation: type[nn.Module] = nn.ReLU,
+        dense_dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, (h, w) = in_channels, image_size
+        for c in channels:
+            layers += block(c_in, c, _pool(h, w))
+            h, w = _pooled((h, w), 1)
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c_in * h * w, hidden),
+            activation(),
+            nn.Dropout(dense_dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class SmallCNN(ConvThenDense):
     """conv3x3-BN-ReLU-maxpool per entry of `channels`, then a dense head."""
 
     def __init__(
@@ -20,26 +68,10 @@ class SmallCNN(nn.Module):
         hidden: int,
         dropout: float,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, (h, w) = in_channels, image_size
-        for c in channels:
-            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if min(h, w) >= 2:  # pool while there is something left to pool
-                layers.append(nn.MaxPool2d(2))
-                h, w = h // 2, w // 2
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c_in * h * w, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        def block(c_in: int, c: int, pool: nn.Module) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), pool]
 
-    def forward(self, x):
-        return self.head(self.features(x))
+        super().__init__(in_channels, image_size, num_classes, channels, hidden, block, dense_dropout=dropout)
 
 
 class MLP(nn.Module):
@@ -67,20 +99,7 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
-def _pooled(size: tuple[int, int], times: int) -> tuple[int, int]:
-    """Spatial size after `times` 2x2 max-pools (floor), never below 1."""
-    h, w = size
-    for _ in range(times):
-        h, w = max(h // 2, 1), max(w // 2, 1)
-    return h, w
-
-
-def _pool(h: int, w: int) -> nn.Module:
-    # Tiny inputs (8x8 after two pools) keep their last pixel instead of vanishing.
-    return nn.MaxPool2d(2) if min(h, w) >= 2 else nn.Identity()
-
-
-class TFCNN(nn.Module):
+class TFCNN(ConvThenDense):
     """The classic MNIST CNN: conv5x5-ReLU-maxpool per entry of `channels`, dense, classes."""
 
     def __init__(
@@ -95,26 +114,11 @@ class TFCNN(nn.Module):
         dense_dropout: float = 0.0,
         kernel: int = 5,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, (h, w) = in_channels, image_size
-        for c in channels:
-            layers += [nn.Conv2d(c_in, c, kernel, padding=kernel // 2), nn.ReLU(), _pool(h, w)]
-            if conv_dropout:
-                layers.append(nn.Dropout(conv_dropout))
-            h, w = _pooled((h, w), 1)
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(c_in * h * w, hidden),
-            nn.ReLU(),
-            nn.Dropout(dense_dropout),
-            nn.Linear(hidden, num_classes),
-        )
+        def block(c_in: int, c: int, pool: nn.Module) -> list[nn.Module]:
+            layers = [nn.Conv2d(c_in, c, kernel, padding=kernel // 2), nn.ReLU(), pool]
+            return [*layers, nn.Dropout(conv_dropout)] if conv_dropout else layers
 
-    def forward(self, x):
-        return self.head(self.features(x))
+        super().__init__(in_channels, image_size, num_classes, channels, hidden, block, dense_dropout=dense_dropout)
 
 
 class KerasCNN(TFCNN):
@@ -144,7 +148,7 @@ class KerasCNN(TFCNN):
         )
 
 
-class TanhCNN(nn.Module):
+class TanhCNN(ConvThenDense):
     """The birds-versus-airplanes chapter's nets: conv3x3 (BN) tanh maxpool (Dropout2d) blocks,
     a tanh dense layer, classes. Net, NetWidth, NetDropout and NetBatchNorm are its settings."""
 
@@ -159,25 +163,12 @@ class TanhCNN(nn.Module):
         dropout: float,
         batch_norm: bool,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, (h, w) = in_channels, image_size
-        for c in channels:
-            layers.append(nn.Conv2d(c_in, c, 3, padding=1))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(c))
-            layers += [nn.Tanh(), _pool(h, w)]
-            if dropout:
-                layers.append(nn.Dropout2d(dropout))
-            h, w = _pooled((h, w), 1)
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * h * w, hidden), nn.Tanh(), nn.Linear(hidden, num_classes)
-        )
+        def block(c_in: int, c: int, pool: nn.Module) -> list[nn.Module]:
+            norm = [nn.BatchNorm2d(c)] if batch_norm else []
+            drop = [nn.Dropout2d(dropout)] if dropout else []
+            return [nn.Conv2d(c_in, c, 3, padding=1), *norm, nn.Tanh(), pool, *drop]
 
-    def forward(self, x):
-        return self.head(self.features(x))
+        super().__init__(in_channels, image_size, num_classes, channels, hidden, block, activation=nn.Tanh)
 
 
 def resnet18(in_channels: int, image_size: tuple[int, int], num_classes: int) -> nn.Module:
