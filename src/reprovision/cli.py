@@ -43,6 +43,8 @@ def quiet_libraries() -> None:
     )
     # Lightning 2.6 calls a torch.utils._pytree API that this torch deprecates; not ours to fix.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    # Augmentation lives in the module's on_after_batch_transfer on purpose (on the device).
+    warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -236,8 +236,6 @@ def train(
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             # The checkpoint directory is ours and kept on purpose (resume.json, last.ckpt).
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-            # Augmentation lives in the module's on_after_batch_transfer on purpose (device-side).
-            warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SystemExit:
         # Lightning ends on SIGTERM with SIGTERMException, a SystemExit with status 0, and on
