@@ -87,19 +87,19 @@ def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value; the full config is an artifact
 
 
-def run_params(cfg: Config) -> dict[str, str]:
-    """Every resolved value under its dotted key, as MLflow params: credentials masked,
-    values cut to MLflow's limit (config/params.yaml keeps them whole)."""
+def run_params(cfg: Config) -> dict[str, object]:
+    """Every resolved value under its dotted key, credentials masked (log_params cuts values to
+    MLflow's limit; config/params.yaml keeps them whole)."""
     params = flatten(cfg)
     if params.get("data.mirror"):
         params["data.mirror"] = masked(params["data.mirror"])  # never a password in MLflow
-    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
+    return params
 
 
-def dataset_params(summary: dict) -> dict[str, str]:
+def dataset_params(summary: dict) -> dict[str, object]:
     """The dataset's facts (name, classes, raw size, split sizes); counts per class go in the
     summary artifact."""
-    params = {
+    return {
         "dataset.name": summary["dataset"],
         "dataset.classes": ",".join(summary["classes"]),
         "dataset.num_classes": len(summary["classes"]),
@@ -107,7 +107,6 @@ def dataset_params(summary: dict) -> dict[str, str]:
         "dataset.raw_bytes": summary["raw_bytes"],
         **{f"dataset.size.{split}": n for split, n in summary["sizes"].items()},
     }
-    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
@@ -162,7 +161,6 @@ class PipelineRun:
         parent_run_id: str | None = None,
     ) -> PipelineRun:
         """A new run carrying the resolved config (params + artifact), the dataset and the tags."""
-        from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
         uri = tracking_uri(cfg)
@@ -181,10 +179,7 @@ class PipelineRun:
             tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
         self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri})
-        params = {**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))}
-        batch = [Param(k, v) for k, v in params.items()]
-        for i in range(0, len(batch), 100):  # MLflow's batch limit for params
-            client.log_batch(run_id, params=batch[i : i + 100])
+        self.log_params({**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))})
         # The config that ran, whole, as reproduce restores it; a mirror's password masked.
         text = params_path.read_text()
         if cfg.data.mirror:
@@ -194,9 +189,12 @@ class PipelineRun:
         return self
 
     def log_params(self, params: dict[str, object]) -> None:
+        """Params as strings cut to MLflow's limit, in MLflow's batches of 100."""
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()])
+        batch = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()]
+        for i in range(0, len(batch), 100):
+            self.client.log_batch(self.run_id, params=batch[i : i + 100])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from reprovision.data.archives import is_archive, iter_members, pack_directory
 from reprovision.data.fetch import copy_file, fetch_first, masked
 from reprovision.errors import DataError
-from reprovision.files import sha256_file
+from reprovision.files import file_digest, sha256_file
 
 log = logging.getLogger("reprovision.download")
 
@@ -98,7 +98,7 @@ def verify_file(path: Path, spec: RawFile) -> dict[str, Any]:
         ok = actual == spec.content_md5
         detail = f"content md5 {actual} is not the known {spec.content_md5}"
     if not ok and spec.file_md5:
-        ok = _md5(path.read_bytes()) == spec.file_md5
+        ok = file_digest(path, "md5") == spec.file_md5
         detail += " nor is the file the published one"
     if not ok:
         raise DataError(f"checksum mismatch: {detail}")
