@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -201,3 +203,116 @@ def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
     resumed = dvc(work, "repro")
     assert "train: resuming from checkpoints/last.ckpt" in resumed
     assert ran(resumed) == ["train", "evaluate", "report"]
+
+
+def test_champion_alias_follows_the_best_validation_accuracy(pipeline):
+    """Every pipeline run registered a version; `champion` moved only on a strictly better val/acc."""
+    client = MlflowClient(f"sqlite:///{pipeline.work / 'mlflow.db'}")
+    versions = sorted(client.search_model_versions("name='digits-classifier'"), key=lambda v: int(v.version))
+    scores = [float(v.tags["val_acc"]) for v in versions]
+    assert len(versions) >= 4 and min(scores) < max(scores)  # a worse run (max_epochs=1) came later
+    champion = client.get_model_version_by_alias("digits-classifier", "champion")
+    assert int(champion.version) == int(versions[scores.index(max(scores))].version)  # first to reach the best
+    first = client.get_model_version("digits-classifier", "1")
+    assert first.run_id == pipeline.run_id
+
+
+def digit_file(work, path, index: int = 0):
+    """A test image as a user's file: bigger than the model's input, and RGBA, not greyscale."""
+    import numpy as np
+    from PIL import Image
+
+    image = np.load(work / "data" / "split" / "test.npz")["x"][index, 0]
+    Image.fromarray(image).resize((50, 50)).convert("RGBA").save(path)
+    return path
+
+
+def test_predict_answers_the_same_from_a_checkpoint_a_run_and_the_registry(pipeline, tmp_path):
+    work = pipeline.work
+    image = digit_file(work, tmp_path / "digit.png")
+    run_id = json.loads((work / "models" / "run.json").read_text())["run_id"]
+    answers = [
+        json.loads(reprovision(work, "predict", str(image), "--model", model, "--json", "--top-k", "10").stdout)
+        for model in ("models/model.ckpt", f"runs:/{run_id}/model")
+    ]
+    assert answers[0] == answers[1]
+    top = answers[0][0]["top"]
+    assert len(top) == 10 and abs(sum(t["probability"] for t in top) - 1) < 1e-5
+    labels = np.load(work / "data" / "split" / "test.npz")["y"]
+    classes = json.loads((work / "data" / "split" / "summary.json").read_text())["classes"]
+    assert top[0]["class"] == classes[labels[0]]  # a well-trained model gets this one right
+    table = reprovision(work, "predict", str(image), "--model", "models:/digits-classifier@champion").stdout
+    assert str(image) in table and len(table.splitlines()) == 1 + 3  # header, then the top 3
+    bad = reprovision(work, "predict", str(work / "params.yaml"), ok=False)
+    assert bad.returncode == 2 and "not a readable image" in bad.stderr
+    missing = reprovision(work, "predict", str(image), "--model", "models:/no-such-model@champion", ok=False)
+    assert missing.returncode == 2 and "no-such-model" in missing.stderr
+
+
+def test_mlflow_models_serve_answers_http_requests_like_predict(pipeline, tmp_path):
+    import base64
+    import socket
+    import urllib.request
+
+    work = pipeline.work
+    run_id = json.loads((work / "models" / "run.json").read_text())["run_id"]
+    image = digit_file(work, tmp_path / "digit.png", index=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{run_id}/model",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=work,
+        env=pipeline_env(MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.5)
+        body = {"dataframe_split": {"columns": ["image"], "data": [[base64.b64encode(image.read_bytes()).decode()]]}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        served = json.loads(urllib.request.urlopen(request, timeout=30).read())["predictions"][0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    predicted = json.loads(reprovision(work, "predict", str(image), "--json", "--top-k", "10").stdout)[0]["top"]
+    assert served["predicted"] == predicted[0]["class"]
+    for guess in predicted:
+        assert abs(served[f"p_{guess['class']}"] - guess["probability"]) < 1e-6
+    # What the model declares: the signature and an input example, as the MLflow UI shows them.
+    model_dir = Path(mlflow_download(work, f"runs:/{run_id}/model", tmp_path / "model"))
+    meta = yaml.safe_load((model_dir / "MLmodel").read_text())
+    assert json.loads(meta["signature"]["inputs"]) == [{"type": "string", "name": "image", "required": True}]
+    assert (model_dir / "serving_input_example.json").is_file()
+    assert not list(model_dir.rglob("*.pkl"))  # code and a weights-only checkpoint, no pickled model
+
+
+def mlflow_download(work, uri: str, dest) -> str:
+    import mlflow
+
+    dest.mkdir()
+    return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest), tracking_uri=f"sqlite:///{work / 'mlflow.db'}")

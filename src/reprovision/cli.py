@@ -18,6 +18,8 @@ COMMANDS = {
     "check": ("reprovision.commands.check", "compare metrics with a baseline; exit 1 on a regression"),
     "reproduce": ("reprovision.commands.reproduce", "rerun a past MLflow run's config and compare"),
     "sweep": ("reprovision.commands.sweep", "hyperparameter search on the validation split"),
+    "predict": ("reprovision.commands.predict", "classify image files: top-k classes with probabilities"),
+    "plots-page": ("reprovision.commands.plots_page", "build the offline `dvc plots` page template (Vega from npm)"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

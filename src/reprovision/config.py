@@ -289,14 +289,24 @@ class TrainerConfig:
 class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else the project's sqlite store
     experiment: str = MISSING
+    registered_model: str | None = MISSING  # registry name of the trained model; None: not registered
 
 
 @dataclass
 class ReportConfig:
     gallery_size: int = MISSING
+    confused_pairs: int = MISSING  # the most confused (actual, predicted) pairs shown with examples
+    examples: int = MISSING  # inspected test images: this many correct and this many wrong, seeded
+    saliency: bool = MISSING
+    grad_cam: bool = MISSING  # conv nets only
+    occlusion: bool = MISSING
+    occlusion_window: float = MISSING  # side of the occluding square, as a fraction of the image side
+    filters: bool = MISSING  # the first conv layer's filters as an image grid
 
     def __post_init__(self) -> None:
-        _require(self.gallery_size >= 0, "report.gallery_size", self.gallery_size, "an integer >= 0")
+        for key in ("gallery_size", "confused_pairs", "examples"):
+            _require(getattr(self, key) >= 0, f"report.{key}", getattr(self, key), "an integer >= 0")
+        _require(0 < self.occlusion_window <= 1, "report.occlusion_window", self.occlusion_window, "0 < x <= 1")
 
 
 DIRECTIONS = ("higher", "lower")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib
 
@@ -42,31 +43,108 @@ def curves_figure(rows: list[dict[str, float]]) -> Figure:
     return fig
 
 
-def confusion_figure(matrix: np.ndarray, classes: list[str]) -> Figure:
-    """Confusion heatmap: colour is the row-normalised rate, the text the count."""
+def confusion_figure(matrix: np.ndarray, classes: list[str], normalise: bool = False) -> Figure:
+    """Confusion heatmap of counts, or (normalise) of each actual class's rates, values written in."""
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    values = rates if normalise else matrix
     size = max(4.0, 0.5 * len(classes) + 2)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    im = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    im = ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalise else max(int(matrix.max()), 1))
     ticks = np.arange(len(classes))
     ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes)) > 2 else 0)
     ax.set_yticks(ticks, classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if matrix[i, j]:
-                ax.text(
-                    j,
-                    i,
-                    str(matrix[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black",
-                )
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the actual class")
+    dark = values > (0.5 if normalise else matrix.max() / 2)
+    for i, j in zip(*np.nonzero(matrix), strict=True):
+        text = f"{rates[i, j]:.0%}" if normalise else str(matrix[i, j])
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark[i, j] else "black")
+    label = "fraction of the actual class" if normalise else "test images"
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_accuracy_figure(matrix: np.ndarray, classes: list[str]) -> Figure:
+    """Recall of each class (correct / actual) as bars, the overall accuracy as a line."""
+    matrix = np.asarray(matrix)
+    recall = np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(classes) + 2), 3))
+    ax.bar(np.arange(len(classes)), recall, color="tab:blue")
+    ax.axhline(np.trace(matrix) / max(matrix.sum(), 1), color="tab:red", linestyle="--", label="overall")
+    ax.set_xticks(np.arange(len(classes)), classes, rotation=45 if max(map(len, classes)) > 2 else 0)
+    ax.set_ylim(max(0.0, float(recall.min()) - 0.1), 1.0)
+    ax.set_ylabel("accuracy of the class")
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _show_image(ax, image: np.ndarray) -> None:
+    """A (C, H, W) uint8 image on an axis: greyscale for one channel, RGB for three."""
+    img = np.asarray(image)
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(np.transpose(img, (1, 2, 0)))
+    ax.set_axis_off()
+
+
+def image_strip(images: list[np.ndarray], titles: list[str]) -> Figure:
+    """A row of images with a title each (examples of one confused pair)."""
+    fig, axes = plt.subplots(1, len(images), figsize=(1.3 * len(images), 1.6), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles, strict=True):
+        _show_image(ax, image)
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def inspection_figure(images: np.ndarray, titles: list[str], maps: dict[str, np.ndarray]) -> Figure:
+    """One row per image: the image, then each map (saliency, Grad-CAM, occlusion) over it."""
+    columns = 1 + len(maps)
+    fig, axes = plt.subplots(len(images), columns, figsize=(1.9 * columns, 1.9 * len(images)), squeeze=False)
+    for row, (image, title) in enumerate(zip(images, titles, strict=True)):
+        _show_image(axes[row, 0], image)
+        axes[row, 0].set_title(title, fontsize=7)
+        for col, (name, values) in enumerate(maps.items(), start=1):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(image).mean(axis=0), cmap="gray", vmin=0, vmax=255)
+            # Occlusion can be negative (hiding a region helps); the others are >= 0.
+            limit = float(np.abs(values[row]).max()) or 1.0
+            signed = name == "occlusion"
+            ax.imshow(
+                values[row],
+                cmap="RdBu_r" if signed else "inferno",
+                vmin=-limit if signed else 0,
+                vmax=limit,
+                alpha=0.6,
+            )
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def filters_figure(weights: np.ndarray) -> Figure:
+    """First-layer conv filters as a grid of tiles, each scaled to its own range (RGB when the
+    input has three channels, else the mean over input channels)."""
+    weights = np.asarray(weights)
+    count = len(weights)
+    cols = min(count, 8)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols, 0.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, w in zip(axes.flat, weights, strict=False):
+        tile = (w - w.min()) / max(float(w.max() - w.min()), 1e-12)
+        if tile.shape[0] == 3:
+            ax.imshow(np.transpose(tile, (1, 2, 0)), interpolation="nearest")
+        else:
+            ax.imshow(tile.mean(axis=0), cmap="gray", interpolation="nearest")
     fig.tight_layout()
     return fig
 
@@ -74,12 +152,7 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]) -> Figure:
 def prediction_figure(image: np.ndarray, probs: np.ndarray, classes: list[str], actual: int, predicted: int) -> Figure:
     """One test image beside its class-probability bars (actual in green, wrong guess in red)."""
     fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(5, 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
-    img = np.asarray(image)
-    if img.shape[0] == 1:
-        ax_img.imshow(img[0], cmap="gray", vmin=0, vmax=255)
-    else:
-        ax_img.imshow(np.transpose(img, (1, 2, 0)))
-    ax_img.set_axis_off()
+    _show_image(ax_img, image)
     ax_img.set_title(f"actual {classes[actual]}\npredicted {classes[predicted]}", fontsize=9)
     colours = ["tab:gray"] * len(classes)
     colours[predicted] = "tab:red"

@@ -224,3 +224,86 @@ class PipelineRun:
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             self.client.set_terminated(self.run_id, status)
+
+
+SERVING_CODE = Path(__file__).with_name("serving.py")  # the MLflow model's code (models from code)
+CHAMPION = "champion"  # the registry alias that follows the best validation accuracy
+
+
+def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], example_png: bytes) -> str:
+    """Log the checkpoint as an MLflow model under the run (`runs:/ID/model`) with a signature
+    and an input example: base64 image files in, `predicted`, `confidence`, `p_<class>` out."""
+    import base64
+
+    import mlflow
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    outputs = [ColSpec("string", "predicted"), ColSpec("double", "confidence")]
+    outputs += [ColSpec("double", f"p_{c}") for c in classes]
+    with fluent_api(run.info["tracking_uri"]), mlflow.start_run(run_id=run.run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(SERVING_CODE),
+            artifacts={"checkpoint": str(checkpoint)},
+            signature=ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=Schema(outputs)),
+            input_example=pd.DataFrame({"image": [base64.b64encode(example_png).decode()]}),
+            # Given, not inferred: inference imports the model in a subprocess and takes seconds.
+            pip_requirements=[f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in SERVING_PACKAGES],
+        )
+    return info.model_uri
+
+
+SERVING_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "mlflow", "numpy", "pandas", "pillow")
+
+
+@contextlib.contextmanager
+def fluent_api(uri: str) -> Iterator[None]:
+    """MLflow's module-level API (log_model, register_model) on `uri`, for this block only.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which would outrank `tracking.uri`
+    for every later run of this process and its children; it is put back on the way out. MLflow's
+    chatter about models-from-code and input-example details (by design here) and its download
+    progress bars are kept out of the stage's log.
+    """
+    import logging
+    import warnings
+
+    import mlflow
+
+    logger = logging.getLogger("mlflow")
+    level, before = logger.level, os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logger.setLevel(logging.WARNING)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)  # None: unset again
+            logger.setLevel(level)
+
+
+def register_classifier(run: PipelineRun, model_uri: str, name: str, val_acc: float) -> str:
+    """Register the run's model as a new version of `name`; move the `champion` alias to it only
+    when its validation accuracy beats the current champion's. Returns a line saying what happened."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with fluent_api(run.info["tracking_uri"]):
+        version = mlflow.register_model(model_uri, name, tags={"val_acc": str(val_acc)}).version
+    client = run.client
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+        best = float(champion.tags.get("val_acc", "-inf"))
+    except MlflowException:  # no champion yet
+        champion, best = None, float("-inf")
+    if val_acc > best:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        return f"registered {name} version {version} (val/acc {val_acc:.4f}): now @{CHAMPION}"
+    return (
+        f"registered {name} version {version} (val/acc {val_acc:.4f}); "
+        f"@{CHAMPION} stays version {champion.version} ({best:.4f})"
+    )

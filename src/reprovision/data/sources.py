@@ -245,7 +245,8 @@ def _archive_in(raw_dir: Path) -> Path:
     return next(p for p in sorted(raw_dir.iterdir()) if is_archive(p))
 
 
-def _decode(data: bytes, where: str, channels: int, size: int | None) -> np.ndarray:
+def decode_image(data: bytes, where: str, channels: int, size: int | None) -> np.ndarray:
+    """Any image file PIL reads, as uint8 (C, H, W): converted to `channels`, resized to `size`."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -255,7 +256,7 @@ def _decode(data: bytes, where: str, channels: int, size: int | None) -> np.ndar
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"imagefolder: {where} is not a readable image ({e}); remove or replace it") from None
+        raise DataError(f"{where} is not a readable image ({e}); remove or replace it") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
@@ -272,7 +273,9 @@ def read_imagefolder(raw_dir: Path, cfg: Any) -> RawData:
             found[split].setdefault(cls, [])
             if data is None or len(parts) != 3 or PurePosixPath(parts[2]).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            found[split][cls].append(_decode(data, "/".join(parts), cfg.channels, cfg.image_size))
+            found[split][cls].append(
+                decode_image(data, "imagefolder: " + "/".join(parts), cfg.channels, cfg.image_size)
+            )
             bar.update()
 
     classes = sorted(found["train"])

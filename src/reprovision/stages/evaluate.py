@@ -101,7 +101,7 @@ def evaluate(model_dir: Path, data_dir: Path, out_dir: Path, accelerator: str) -
         ["index", "actual", "predicted", "confidence", *prob_cols],
     )
     with atomic_file(out_dir / "confusion_matrix.png") as tmp:
-        tmp.write_bytes(plots.png_bytes(plots.confusion_figure(matrix, classes)))
+        tmp.write_bytes(plots.png_bytes(plots.confusion_figure(matrix, classes, normalise=True)))
 
     run = tracking.PipelineRun(read_json(model_dir / "run.json"))
     per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}

@@ -9,10 +9,12 @@ import html
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from reprovision import plots, tracking
+from reprovision import inspection, plots, tracking
 from reprovision.config import Config, load_config
 from reprovision.files import atomic_dir, load_arrays, read_json
+from reprovision.models.system import load_classifier
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -31,12 +33,74 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, run_info: dict) -> str:
-    """The report page as a string: summary, curves, confusion heatmap, misclassified gallery."""
+def _figure(fig, alt: str) -> str:
+    return _img(plots.png_bytes(fig), alt)
+
+
+def confused_pairs_html(matrix: np.ndarray, classes: list[str], predictions, images, cfg: Config) -> str:
+    """The most confused (actual, predicted) pairs, each with its most confident mistakes."""
+    parts = []
+    for actual, predicted, count in inspection.top_confused_pairs(matrix, cfg.report.confused_pairs):
+        pair = [p for p in predictions if p["actual"] == classes[actual] and p["predicted"] == classes[predicted]]
+        shown = misclassified(pair, 6)
+        strip = plots.image_strip(
+            [images[int(p["index"])] for p in shown],
+            [f"#{p['index']} {float(p['confidence']):.0%}" for p in shown],
+        )
+        title = f"{classes[actual]} taken for {classes[predicted]}: {count} test image(s)"
+        parts.append(f"<h3>{html.escape(title)}</h3>{_figure(strip, title)}")
+    return "\n".join(parts) or "<p>No test image was misclassified.</p>"
+
+
+def inspection_html(cfg: Config, checkpoint: Path, images: np.ndarray, predictions, classes: list[str]) -> str:
+    """Saliency, Grad-CAM and occlusion maps for a seeded choice of correct and wrong test images,
+    each explaining the class the model predicted; and the first conv layer's filters."""
+    r = cfg.report
+    module = load_classifier(checkpoint)
+    index = {c: i for i, c in enumerate(classes)}
+    actual = np.array([index[p["actual"]] for p in predictions])
+    predicted = np.array([index[p["predicted"]] for p in predictions])
+    parts = []
+    wanted = {"saliency": r.saliency, "Grad-CAM": r.grad_cam, "occlusion": r.occlusion}
+    if r.examples and any(wanted.values()):
+        window, stride = inspection.occlusion_window(images.shape[-1], r.occlusion_window)
+        for kind, chosen in inspection.select_examples(actual, predicted, r.examples, cfg.seed).items():
+            if not len(chosen):
+                continue
+            x = module.preprocess(torch.from_numpy(images[chosen]))
+            target = torch.from_numpy(predicted[chosen])
+            maps = {}
+            if r.saliency:
+                maps["saliency"] = inspection.saliency(module, x, target).numpy()
+            if r.grad_cam and (cam := inspection.grad_cam(module, x, target)) is not None:
+                maps["Grad-CAM"] = cam.numpy()
+            if r.occlusion:
+                maps["occlusion"] = inspection.occlusion(module, x, target, window, stride).numpy()
+            titles = [f"#{i}: {classes[actual[i]]} → {classes[predicted[i]]}" for i in chosen]
+            parts.append(f"<h3>{kind} predictions</h3>")
+            parts.append(_figure(plots.inspection_figure(images[chosen], titles, maps), f"{kind} maps"))
+        if r.grad_cam and inspection.last_conv(module) is None:
+            parts.append(f"<p>No Grad-CAM: {html.escape(cfg.model.name)} has no conv layer.</p>")
+    if r.filters:
+        weights = inspection.first_conv_filters(module)
+        if weights is None:
+            parts.append(f"<p>No filters: {html.escape(cfg.model.name)} has no conv layer.</p>")
+        else:
+            parts.append(
+                f"<h3>First conv layer: {len(weights)} filters of {weights.shape[-1]}x{weights.shape[-1]}</h3>"
+            )
+            parts.append(_figure(plots.filters_figure(weights), "first conv layer filters"))
+    return "\n".join(parts)
+
+
+def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, model_dir: Path) -> str:
+    """The report page as a string: summary, curves, confusion analysis, galleries, inspection."""
+    run_info = read_json(model_dir / "run.json")
     eval_metrics = read_json(metrics_dir / "eval.json")
     train_metrics = read_json(metrics_dir / "train.json")
     confusion = read_json(metrics_dir / "confusion_matrix.json")
     classes = confusion["classes"]
+    matrix = np.array(confusion["matrix"])
     curves = [{k: float(v) for k, v in row.items()} for row in read_csv(metrics_dir / "curves.csv")]
     predictions = read_csv(metrics_dir / "predictions.csv")
     test_images = load_arrays(split_dir / "test.npz")["x"]
@@ -65,11 +129,11 @@ def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, run_info: dic
         probs = np.array([float(p[f"p_{c}"]) for c in classes])
         fig = plots.prediction_figure(test_images[i], probs, classes, index[p["actual"]], index[p["predicted"]])
         caption = f"test #{i}: actual {p['actual']}, predicted {p['predicted']} ({float(p['confidence']):.0%})"
-        gallery.append(
-            f"<figure>{_img(plots.png_bytes(fig), caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
+        gallery.append(f"<figure>{_figure(fig, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     n_wrong = sum(p["actual"] != p["predicted"] for p in predictions)
     gallery_html = "\n".join(gallery) or "<p>No misclassified test images.</p>"
+    pairs_html = confused_pairs_html(matrix, classes, predictions, test_images, cfg)
+    inspect_html = inspection_html(cfg, model_dir / "model.ckpt", test_images, predictions, classes)
 
     title = html.escape(f"{cfg.data.name} · {cfg.model.name} · {cfg.optim.name}")
     return f"""<!DOCTYPE html>
@@ -79,7 +143,8 @@ def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, run_info: dic
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; }} th, td {{ padding: .25rem .8rem; border-bottom: 1px solid #ddd; }}
 th {{ text-align: left; font-weight: 600; }} img {{ max-width: 100%; }}
-.gallery {{ display: flex; flex-wrap: wrap; gap: 1rem; }}
+.gallery, .row {{ display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }}
+.row img {{ max-width: 48%; }}
 figure {{ margin: 0; }} figcaption {{ font-size: .8rem; color: #555; }}
 </style></head>
 <body>
@@ -87,13 +152,25 @@ figure {{ margin: 0; }} figcaption {{ font-size: .8rem; color: #555; }}
 <h2>Summary</h2>
 <table>{rows}</table>
 <h2>Loss and accuracy per epoch</h2>
-{_img(plots.png_bytes(plots.curves_figure(curves)), "train and validation curves")}
-<h2>Confusion matrix (test split)</h2>
-{_img(plots.png_bytes(plots.confusion_figure(np.array(confusion["matrix"]), classes)), "confusion matrix")}
+{_figure(plots.curves_figure(curves), "train and validation curves")}
+<h2>Confusion matrix (test split): counts and rates of each actual class</h2>
+<div class="row">
+{_figure(plots.confusion_figure(matrix, classes), "confusion matrix, counts")}
+{_figure(plots.confusion_figure(matrix, classes, normalise=True), "confusion matrix, row-normalised")}
+</div>
+<h2>Accuracy of each class</h2>
+{_figure(plots.per_class_accuracy_figure(matrix, classes), "per-class accuracy")}
+<h2>Most confused pairs</h2>
+{pairs_html}
 <h2>Misclassified test images ({n_wrong} of {len(predictions)}; most confident first)</h2>
 <div class="gallery">
 {gallery_html}
 </div>
+<h2>What the network looks at</h2>
+<p>Each map explains the predicted class. Saliency: how strongly each pixel moves the class score.
+Grad-CAM: where the last conv layer finds evidence for the class. Occlusion: how much the class
+probability drops when a square around the pixel is hidden (red: the class needs it).</p>
+{inspect_html}
 </body></html>
 """
 
@@ -102,14 +179,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="resolved config")
     parser.add_argument("--metrics", required=True, type=Path, help="metrics directory")
     parser.add_argument("--split", required=True, type=Path, help="split directory (raw images)")
-    parser.add_argument("--model", required=True, type=Path, help="model directory (run.json)")
+    parser.add_argument("--model", required=True, type=Path, help="model directory (model.ckpt, run.json)")
     parser.add_argument("--out", required=True, type=Path, help="report directory to write")
 
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
     run_info = read_json(args.model / "run.json")
-    page = render_report(cfg, args.metrics, args.split, run_info)
+    page = render_report(cfg, args.metrics, args.split, args.model)
     with atomic_dir(args.out) as tmp:
         (tmp / "index.html").write_text(page)
     tracking.PipelineRun(run_info).log_artifacts(args.out, "report")

@@ -13,6 +13,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -29,7 +30,7 @@ from reprovision import tracking
 from reprovision.config import Config, load_config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import ConfigError, StageFailed
-from reprovision.files import atomic_dir, atomic_file, read_json, sha256_file, write_json
+from reprovision.files import atomic_dir, atomic_file, load_arrays, read_json, sha256_file, write_json
 from reprovision.models.system import ImageClassifier
 
 CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "train/lr")
@@ -274,9 +275,26 @@ def train(
     run.log_artifact(curves_path, "metrics")
     for name in CHECKPOINTS:
         run.log_artifact(checkpoint_dir / name, "checkpoints")
+    if parent_run_id is None:  # sweep trials and folds are compared in MLflow, not served
+        example = example_png(split_summary.parent / "val.npz")
+        model_uri = tracking.log_classifier(run, out_dir / "model.ckpt", stats["classes"], example)
+        print(f"train: MLflow model runs:/{run.run_id}/model (serve: mlflow models serve -m ... --env-manager local)")
+        if cfg.tracking.registered_model:
+            name, val_acc = cfg.tracking.registered_model, summary["val/acc"]
+            print("train: " + tracking.register_classifier(run, model_uri, name, val_acc))
     run.set_status("FINISHED")
     resume_file.unlink()  # finished: the next run of this stage starts afresh
     return summary
+
+
+def example_png(split_file: Path) -> bytes:
+    """The first image of a split as a PNG file: the MLflow model's input example."""
+    from PIL import Image
+
+    image = load_arrays(split_file)["x"][0]
+    buf = io.BytesIO()
+    Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
