@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: the project's interpreter must come first on PATH.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install run check test test-fast lint format params ui clean
+# DVC's plots page template with Vega inlined, named in .dvc/config: fetched once from the npm registry (needs npm).
+PLOTS_PAGE := .dvc/plots/offline/template.html
+
+.PHONY: help install run plots check test test-fast lint format params ui clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,16 +21,22 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the pinned packages
+$(PLOTS_PAGE): src/reprovision/commands/plots_page.py | $(STAMP)
+	python -m reprovision plots-page --out $(@D)
+
+install: $(STAMP) $(PLOTS_PAGE) ## create .venv, install the pinned packages, build the offline plots page
 
 run: $(STAMP) ## run the whole pipeline (dvc repro), then say where to look
 	dvc repro
 	@echo "report: reports/index.html   runs: mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
+plots: $(STAMP) $(PLOTS_PAGE) ## dvc plots show: curves and confusion matrix in a page that needs no network
+	dvc plots show
+
 check: $(STAMP) ## compare metrics/ with the committed baseline; fails on a regression
 	python -m reprovision check $(if $(GITHUB_STEP_SUMMARY),--markdown $(GITHUB_STEP_SUMMARY))
 
-test: $(STAMP) ## run the whole test suite (includes real dvc repro runs)
+test: $(STAMP) $(PLOTS_PAGE) ## run the whole test suite (includes real dvc repro runs)
 	pytest
 
 test-fast: $(STAMP) ## unit and stage tests only, no pipeline runs

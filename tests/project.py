@@ -10,6 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# What `make install` builds beside the tracked files and a copy needs too: the offline plots page
+# template that .dvc/config names (without it `dvc plots show` fails).
+INSTALLED = (".dvc/plots/offline",)
 
 
 def project_copy(root: Path, dest: Path) -> Path:
@@ -25,6 +28,10 @@ def project_copy(root: Path, dest: Path) -> Path:
         if (root / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)
+    for name in INSTALLED:
+        if not (root / name).is_dir():
+            raise FileNotFoundError(f"{root / name} is missing: run `make install` (it builds it)")
+        shutil.copytree(root / name, dest / name)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
