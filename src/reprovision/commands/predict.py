@@ -59,12 +59,13 @@ def resolve_checkpoint(model: str, tracking_uri: str) -> Path:
     import yaml
     from mlflow.exceptions import MlflowException
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from reprovision.tracking import fluent_api
+
     try:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model, dst_path=tempfile.mkdtemp(), tracking_uri=tracking_uri
-        )
-        local = Path(local)
+        # The store as MLflow's global URI: download_artifacts' own `tracking_uri` argument does not
+        # reach the lookup of a run's logged model behind `runs:/ID/model`.
+        with fluent_api(tracking_uri):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tempfile.mkdtemp()))
     except (MlflowException, OSError) as e:
         first = str(e).splitlines()[0][:200]
         raise BadInput(f"{model}: not found in {tracking_uri} ({first}); check the URI or --tracking-uri") from None
