@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # DVC's plots page template with Vega inlined, named in .dvc/config: fetched once from the npm registry (needs npm).
 PLOTS_PAGE := .dvc/plots/offline/template.html
 
-.PHONY: help install run plots check test test-fast lint format params ui clean
+.PHONY: help install run plots check test test-fast lint format params tracking-server ui clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,15 +43,18 @@ test-fast: $(STAMP) ## unit and stage tests only, no pipeline runs
 	pytest -m "not slow"
 
 lint: $(STAMP) ## ruff lint and format check
-	ruff check src tests
-	ruff format --check src tests
+	ruff check src tests bench
+	ruff format --check src tests bench
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	ruff check --fix src tests
-	ruff format src tests
+	ruff check --fix src tests bench
+	ruff format src tests bench
 
 params: $(STAMP) ## compose conf/ into params.yaml (what dvc exp run does; dvc repro does not)
 	python -m reprovision params
+
+tracking-server: $(STAMP) ## try team tracking: MLflow on a throwaway PostgreSQL, 127.0.0.1:5000
+	python -m reprovision tracking-server --dir .tracking-server --port 5000
 
 ui: $(STAMP) ## open the MLflow UI on the project's store
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1

@@ -173,7 +173,7 @@ def test_a_second_repro_while_one_runs_is_refused(pipeline):
 
 
 def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
-    """`checkpoints` is a `persist` out: DVC's cleanup before the rerun leaves it for resuming."""
+    """`checkpoints/` is not a stage out: DVC's cleanup before the rerun leaves it for resuming."""
     import psutil
 
     work = pipeline.work
@@ -314,5 +314,50 @@ def test_mlflow_models_serve_answers_http_requests_like_predict(pipeline, tmp_pa
 def mlflow_download(work, uri: str, dest) -> str:
     import mlflow
 
+    from reprovision.tracking import fluent_api
+
     dest.mkdir()
-    return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest), tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    with fluent_api(f"sqlite:///{work / 'mlflow.db'}"):  # see resolve_checkpoint: the global URI is needed
+        return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest))
+
+
+def test_queued_experiments_run_in_parallel_workers_each_its_own_mlflow_run(pipeline):
+    work = pipeline.work
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("reprovision").experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment])}
+    for lr in ("0.002", "0.004"):
+        dvc(work, "exp", "run", "--queue", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=2")
+    dvc(work, "queue", "start", "-j", "2")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = dvc(work, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert status.count("Success") >= 2, status
+    # Each worker ran in its own copy of the workspace and tracked into the project's store.
+    new = [r for r in client.search_runs([experiment]) if r.info.run_id not in before]
+    assert sorted(r.data.params["optim.lr"] for r in new) == ["0.002", "0.004"]
+    assert all(r.info.status == "FINISHED" and r.data.tags.get("dvc_exp_name") for r in new)
+
+
+def test_a_teammate_pulls_from_a_dvc_remote_and_nothing_reruns(pipeline, tmp_path):
+    """`git clone && dvc pull && dvc repro`: the data and models come from the remote, nothing is
+    downloaded again or retrained."""
+    work = pipeline.work
+    remote = tmp_path / "remote"
+    dvc(work, "remote", "add", "--default", "team", str(remote))
+    assert ran(dvc(work, "repro")) == []  # the workspace is a finished pipeline run
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    run(work, *git, "add", "-A")
+    run(work, *git, "commit", "-qm", "results")
+    assert "pushed" in dvc(work, "push")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(work), str(clone))
+    assert not (clone / "data").exists() or not any((clone / "data").glob("*/*"))
+    dvc(clone, "pull")
+    assert (clone / "models" / "model.ckpt").read_bytes() == (work / "models" / "model.ckpt").read_bytes()
+    output = dvc(clone, "repro")
+    assert ran(output) == [] and "up to date" in output.lower()
+    assert dvc(clone, "status").strip().endswith("Data and pipelines are up to date.")

@@ -1,13 +1,17 @@
-"""Two pipeline runs logged to a real `mlflow server` on 127.0.0.1, read back through its REST API."""
+"""Pipeline runs logged to a real `mlflow server` on 127.0.0.1 (SQLite, then PostgreSQL), read back through its REST API."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from tests.project import BIN, ROOT, dvc, project_copy
@@ -19,6 +23,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(url: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                output = server.communicate()[0] if server.stdout else ""
+                raise RuntimeError(f"mlflow server did not start: {(output or '')[-2000:]}") from None
+            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -44,16 +63,7 @@ def mlflow_server(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
+        wait_for(url, server)
         yield url
     finally:
         server.terminate()
@@ -86,3 +96,51 @@ def test_two_runs_side_by_side_on_a_tracking_server(mlflow_server, tmp_path):
         assert any(m["key"] == "test/acc" for m in r["data"]["metrics"])
         artifacts = api(mlflow_server, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
         assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])
+
+
+def test_pipeline_on_a_team_server_backed_by_postgresql(tmp_path):
+    """`reprovision tracking-server`: PostgreSQL + `mlflow server`; a pipeline run read back through it."""
+    from reprovision.commands.tracking_server import postgres_bin
+    from reprovision.errors import BadInput
+
+    try:
+        postgres_bin()
+    except BadInput as e:
+        if os.environ.get("REPROVISION_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{e}; REPROVISION_REQUIRE_POSTGRES=1 requires it")
+        pytest.skip(str(e))
+    port, work = free_port(), project_copy(ROOT, tmp_path / "project")
+    url = f"http://127.0.0.1:{port}"
+    # Under /tmp, not pytest's private tmp_path: PostgreSQL runs as its own user and must reach it.
+    store = Path(tempfile.mkdtemp(prefix="reprovision-server-", dir="/tmp"))
+    store.chmod(0o755)
+    server = subprocess.Popen(
+        [
+            str(BIN / "reprovision"),
+            "tracking-server",
+            "--dir",
+            str(store / "server"),
+            "--port",
+            str(port),
+            "--db-port",
+            str(free_port()),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(url, server)
+        dvc(work, "exp", "run", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=url)
+        experiment = api(url, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
+        (found,) = api(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        history = api(url, "metrics/get-history", run_id=found["info"]["run_id"], metric_key="val/acc")
+        assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
+        model = api(url, "registered-models/get", name="digits-classifier")["registered_model"]
+        assert model["aliases"] == [{"alias": "champion", "version": "1"}]
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0]
+    assert "postgresql+psycopg://" in output and "tracking-server: stopped" in output
+    assert not (store / "server" / "postgres" / "postmaster.pid").exists()  # the database stopped cleanly
+    shutil.rmtree(store)

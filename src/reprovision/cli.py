@@ -20,6 +20,10 @@ COMMANDS = {
     "sweep": ("reprovision.commands.sweep", "hyperparameter search on the validation split"),
     "predict": ("reprovision.commands.predict", "classify image files: top-k classes with probabilities"),
     "plots-page": ("reprovision.commands.plots_page", "build the offline `dvc plots` page template (Vega from npm)"),
+    "tracking-server": (
+        "reprovision.commands.tracking_server",
+        "a local MLflow server on PostgreSQL, to try team tracking",
+    ),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -241,13 +241,16 @@ OPTIM_SCHEMAS: dict[str, type] = {
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+STRATEGIES = ("auto", "ddp")
 
 
 @dataclass
 class TrainerConfig:
     max_epochs: int = MISSING
     accelerator: str = MISSING
-    devices: int = MISSING
+    devices: int = MISSING  # processes per node: GPUs, or CPU processes with strategy=ddp
+    num_nodes: int = MISSING
+    strategy: str = MISSING  # auto (one process) | ddp (data-parallel, Lightning's DDP)
     precision: str = MISSING
     deterministic: bool = MISSING
     progress_bar: bool = MISSING
@@ -277,6 +280,8 @@ class TrainerConfig:
             "one of " + ", ".join(ACCELERATORS),
         )
         _require(self.devices >= 1, "trainer.devices", self.devices, "an integer >= 1")
+        _require(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "an integer >= 1")
+        _require(self.strategy in STRATEGIES, "trainer.strategy", self.strategy, "one of " + ", ".join(STRATEGIES))
         _require(
             self.precision in PRECISIONS,
             "trainer.precision",

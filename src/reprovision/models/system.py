@@ -99,8 +99,10 @@ class ImageClassifier(pl.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
         acc = getattr(self, f"{split}_acc")
         acc(logits, y)
-        # Epoch-level only: one value per epoch reaches the logger, no per-step syncs.
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val")
+        # Epoch-level only: one value per epoch reaches the logger, no per-step syncs; under
+        # data-parallel training the epoch's loss is averaged over processes (accuracy, a
+        # torchmetrics metric, sums its counts over them).
+        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", sync_dist=True)
         self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
 
@@ -126,7 +128,7 @@ class ImageClassifier(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # Named the same for every optimizer, unlike LearningRateMonitor's `lr-<Optimizer>`.
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def configure_optimizers(self):
         optim = self.hparams.optim

@@ -55,10 +55,13 @@ class EpochRecorder(Callback):
     resumed run logs exactly the rows MLflow does not have yet.
     """
 
-    def __init__(self, run: tracking.PipelineRun, logged: int) -> None:
-        self.run = run
-        self.logged = logged  # epochs already in MLflow
+    def __init__(self) -> None:
+        self.run: tracking.PipelineRun | None = None  # None on every process but the first
+        self.logged = 0  # epochs already in MLflow
         self.rows: list[dict[str, float]] = []
+
+    def track(self, run: tracking.PipelineRun, logged: int) -> None:
+        self.run, self.logged = run, logged
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Runs before ModelCheckpoint (a monitoring callback) saves this epoch.
@@ -68,6 +71,8 @@ class EpochRecorder(Callback):
         self.rows.append(row)
 
     def flush(self) -> None:
+        if self.run is None:
+            return
         for row in self.rows[self.logged :]:
             self.run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         self.logged = len(self.rows)
@@ -151,6 +156,14 @@ def check_environment(cfg: Config) -> None:
             "trainer.accelerator=gpu but no GPU is available (torch.cuda.is_available() is False); "
             "use -S trainer.accelerator=auto or cpu"
         )
+    processes = cfg.trainer.devices * cfg.trainer.num_nodes
+    if processes > 1 and cfg.trainer.strategy != "ddp":
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} processes need "
+            "trainer.strategy=ddp; or set trainer.devices=1"
+        )
+    if processes > 1 and cfg.split.folds:
+        raise ConfigError(f"split.folds={cfg.split.folds} cross-validates in one process; set trainer.devices=1")
 
 
 def train(
@@ -164,11 +177,12 @@ def train(
     curves_path: Path,
     run_name: str | None = None,
     parent_run_id: str | None = None,
-) -> dict:
-    """Train (or resume); write the best checkpoint and run id to `out_dir`, metrics, curves."""
+) -> dict | None:
+    """Train (or resume); write the best checkpoint and run id to `out_dir`, metrics, curves.
+    Returns the summary metrics, or None in every data-parallel process but the first."""
     check_environment(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = NormalisedDataModule(data_dir, cfg.data.batch_size, cfg.data.num_workers)
+    datamodule = NormalisedDataModule(data_dir, cfg.data.batch_size, cfg.data.num_workers, seed=cfg.seed)
     stats = datamodule.stats
     module = ImageClassifier(
         net=dataclasses.asdict(cfg.model),
@@ -181,25 +195,6 @@ def train(
         augment={"crop_padding": cfg.data.crop_padding, "flip": cfg.data.flip},
     )
 
-    resume_file, last = checkpoint_dir / "resume.json", checkpoint_dir / "last.ckpt"
-    key = fingerprint(cfg, data_dir)
-    state = read_json(resume_file) if resume_file.is_file() else {}
-    if state.get("fingerprint") == key and last.is_file():
-        run = tracking.PipelineRun(state["run"])
-        tracking.check_reachable(run.info["tracking_uri"])
-        run.set_status("RUNNING")
-        ckpt_path, logged = last, run.last_step("val/acc")
-        print(f"train: resuming from {last} (MLflow run {run.run_id}, {logged} epoch(s) logged)")
-    else:  # another config, or a finished run: start afresh
-        for name in (*CHECKPOINTS, "resume.json"):
-            (checkpoint_dir / name).unlink(missing_ok=True)
-        run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary, run_name, parent_run_id)
-        run.log_params({"model.parameter_count": module.parameter_count})
-        run.set_tags({"recipe": recipe(cfg)})
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        write_json(resume_file, {"fingerprint": key, "run": run.info})
-        ckpt_path, logged = None, 0
-
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
@@ -209,7 +204,7 @@ def train(
         save_on_train_epoch_end=True,  # after EpochRecorder has this epoch's row
         enable_version_counter=False,
     )
-    recorder = EpochRecorder(run, logged)
+    recorder = EpochRecorder()
     callbacks: list[Callback] = [recorder, NonFiniteLoss(), checkpoint]
     early = None
     if cfg.trainer.early_stopping:
@@ -220,6 +215,9 @@ def train(
         max_epochs=cfg.trainer.max_epochs,
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        strategy=cfg.trainer.strategy,
+        use_distributed_sampler=False,  # the datamodule shards: val unpadded, batch_size global
         precision=PRECISION[cfg.trainer.precision],
         deterministic=cfg.trainer.deterministic,
         logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
@@ -231,6 +229,32 @@ def train(
         num_sanity_val_steps=0,
         default_root_dir=checkpoint_dir,
     )
+    # Under data-parallel training every process runs this function (Lightning's launcher starts
+    # the others with the same command; torchrun and SLURM start them all). Only the first process
+    # (global rank 0) writes: the MLflow run, resume.json, the outputs. Every process reaches the
+    # same resume decision from the same files, whichever order they read them in.
+    leader = trainer.is_global_zero
+    resume_file, last = checkpoint_dir / "resume.json", checkpoint_dir / "last.ckpt"
+    key = fingerprint(cfg, data_dir)
+    state = read_json(resume_file) if resume_file.is_file() else {}
+    resuming = state.get("fingerprint") == key and last.is_file()
+    ckpt_path, run = (last if resuming else None), None
+    if leader and resuming:
+        run = tracking.PipelineRun(state["run"])
+        tracking.check_reachable(run.info["tracking_uri"])
+        run.set_status("RUNNING")
+        recorder.track(run, logged=run.last_step("val/acc"))
+        print(f"train: resuming from {last} (MLflow run {run.run_id}, {recorder.logged} epoch(s) logged)")
+    elif leader:  # another config, or a finished run: start afresh
+        for name in (*CHECKPOINTS, "resume.json"):
+            (checkpoint_dir / name).unlink(missing_ok=True)
+        run = tracking.PipelineRun.start(cfg, params_path, data_dir, split_summary, run_name, parent_run_id)
+        run.log_params({"model.parameter_count": module.parameter_count})
+        run.set_tags({"recipe": recipe(cfg)})
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        write_json(resume_file, {"fingerprint": key, "run": run.info})
+        recorder.track(run, logged=0)
+
     try:
         with warnings.catch_warnings():
             # In-memory tensors: DataLoader worker processes would only add start-up time.
@@ -243,21 +267,26 @@ def train(
         # Ctrl-C with sys.exit(1): either way the stage is not done, and must not look done.
         interrupted = True
     except BaseException:
-        run.set_status("FAILED")
+        if run is not None:
+            run.set_status("FAILED")
         raise
     else:
         stopped_early = early is not None and early.stopped_epoch > 0
         interrupted = trainer.interrupted or (trainer.current_epoch < cfg.trainer.max_epochs and not stopped_early)
     if early is not None and not math.isfinite(float(trainer.callback_metrics.get("val/acc", 0.0))):
-        run.set_status("FAILED")
+        if run is not None:
+            run.set_status("FAILED")
         raise StageFailed("val/acc is not finite: early stopping ended training; the last good checkpoint is kept")
     if interrupted:
-        run.set_status("KILLED")
+        if run is not None:
+            run.set_status("KILLED")
         raise StageFailed(
             f"training stopped by a signal in epoch {trainer.current_epoch + 1} of {cfg.trainer.max_epochs}; "
             "rerun the stage to resume from the last checkpoint"
         )
 
+    if not leader:
+        return None  # rank 0 writes the outputs and finishes the MLflow run
     rows = recorder.rows
     best = max(rows, key=lambda r: r["val/acc"])  # first epoch with the best val/acc
     summary = {k: best[k] for k in ("val/acc", "val/loss", "train/acc", "train/loss")}
@@ -314,7 +343,8 @@ def run(args: argparse.Namespace) -> None:
     summary = train(
         cfg, Path(args.params), args.data, args.summary, args.checkpoints, args.out, args.metrics, args.curves
     )
-    print(
-        f"train: best val/acc {summary['val/acc']:.4f} at epoch {summary['best_epoch']} "
-        f"of {summary['epochs']} -> {args.out}"
-    )
+    if summary is not None:
+        print(
+            f"train: best val/acc {summary['val/acc']:.4f} at epoch {summary['best_epoch']} "
+            f"of {summary['epochs']} -> {args.out}"
+        )
