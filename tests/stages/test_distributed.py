@@ -42,7 +42,8 @@ def digits(tmp_path_factory) -> tuple[Path, dict]:
     return work, summary
 
 
-def train(work: Path, name: str, *overrides: str) -> Path:
+def train(work: Path, name: str, *overrides: str, launcher: tuple[str, ...] = (sys.executable,)) -> Path:
+    """The train stage's command in its own directory, started by `launcher` (python or torchrun)."""
     where = work / name
     where.mkdir()
     cfg = compose(
@@ -59,7 +60,7 @@ def train(work: Path, name: str, *overrides: str) -> Path:
     (where / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
     run(
         where,
-        *(sys.executable, "-m", "reprovision", "train", "--params", "params.yaml", "--data", str(work / "normalised")),
+        *(*launcher, "-m", "reprovision", "train", "--params", "params.yaml", "--data", str(work / "normalised")),
         *("--summary", str(work / "split" / "summary.json"), "--checkpoints", "checkpoints", "--out", "models"),
         *("--metrics", "train.json", "--curves", "curves.csv"),
     )
@@ -102,3 +103,14 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     single = json.loads((one / "train.json").read_text())["val/acc"]
     assert abs(logged - single) <= 0.03, (logged, single)
     assert np.isfinite(logged) and logged > 0.9
+
+
+def test_torchrun_starts_the_same_training_as_the_stage_own_launcher(digits):
+    """Under torchrun every process is started for the stage (no launcher of its own): the same
+    shards, the same steps, so the same curves as the two processes Lightning started above."""
+    work, _ = digits
+    torchrun = (str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node=2")
+    started = train(work, "torchrun", "trainer.strategy=ddp", "trainer.devices=2", launcher=torchrun)
+    assert (started / "curves.csv").read_text() == (work / "two-processes" / "curves.csv").read_text()
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])) == 3
