@@ -317,7 +317,7 @@ def mlflow_download(work, uri: str, dest) -> str:
     from reprovision.tracking import fluent_api
 
     dest.mkdir()
-    with fluent_api(f"sqlite:///{work / 'mlflow.db'}"):  # see resolve_checkpoint: the global URI is needed
+    with fluent_api(f"sqlite:///{work / 'mlflow.db'}"):  # see predict.load_model: the global URI is needed
         return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest))
 
 

@@ -81,7 +81,7 @@ def api(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict
 def test_two_runs_side_by_side_on_a_tracking_server(mlflow_server, tmp_path):
     work = project_copy(ROOT, tmp_path / "project")
     for lr in ("0.002", "0.0005"):
-        dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=5", MLFLOW_TRACKING_URI=mlflow_server)
+        dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=mlflow_server)
     assert not (work / "mlflow.db").exists()  # nothing went to the embedded store
 
     experiment = api(mlflow_server, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
@@ -92,7 +92,7 @@ def test_two_runs_side_by_side_on_a_tracking_server(mlflow_server, tmp_path):
     assert {p["model.name"] for p in params} == {"cnn"}  # what did not change is there too
     for r in runs:
         history = api(mlflow_server, "metrics/get-history", run_id=r["info"]["run_id"], metric_key="val/acc")
-        assert [m["step"] for m in history["metrics"]] == [1, 2, 3, 4, 5]
+        assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
         assert any(m["key"] == "test/acc" for m in r["data"]["metrics"])
         artifacts = api(mlflow_server, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
         assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])

@@ -1,9 +1,9 @@
 """The MLflow model of a trained classifier: image files in (base64), class probabilities out.
 
-MLflow logs this file itself ("models from code") beside the checkpoint, which loads with
-weights_only=True: the model store holds no pickled objects. `mlflow models serve
---env-manager local` runs it in the project's environment, through the same code as
-`reprovision predict`.
+MLflow logs this file itself ("models from code") with the project's package and the
+checkpoint, which loads with weights_only=True: the model store holds no pickled objects.
+`mlflow models serve` runs it through the same code as `reprovision predict`
+(reprovision.prediction), as it was when the model was trained.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ class ImageFileClassifier(PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """One row per image: `predicted`, `confidence`, and `p_<class>` for every class."""
-        from reprovision.commands.predict import class_probabilities, probability_frame
         from reprovision.errors import BadInput
+        from reprovision.prediction import class_probabilities, probability_frame
 
         images = []
         for i, text in enumerate(model_input["image"]):

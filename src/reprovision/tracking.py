@@ -127,9 +127,10 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def store_setup_lock(uri: str) -> Iterator[None]:
-    """Serialise creating a SQLite store and its experiment: two pipelines starting at once on
-    a new store would otherwise both run MLflow's schema migrations and one would fail."""
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise work on a SQLite store that must not interleave: creating the store and its
+    experiment (two pipelines starting at once would both run MLflow's schema migrations, and one
+    would fail), and registering a model and moving `champion`. A server serialises its own."""
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -165,7 +166,7 @@ class PipelineRun:
 
         uri = tracking_uri(cfg)
         check_reachable(uri)
-        with store_setup_lock(uri):  # the first client creates the tables; so does the first run
+        with store_lock(uri):  # the first client creates the tables; so does the first run
             client = MlflowClient(uri)
             experiment = client.get_experiment_by_name(cfg.tracking.experiment)
             experiment_id = (
@@ -228,11 +229,16 @@ class PipelineRun:
 
 SERVING_CODE = Path(__file__).with_name("serving.py")  # the MLflow model's code (models from code)
 CHAMPION = "champion"  # the registry alias that follows the best validation accuracy
+SERVING_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "mlflow", "numpy", "pandas", "pillow")
 
 
 def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], example_png: bytes) -> str:
     """Log the checkpoint as an MLflow model under the run (`runs:/ID/model`) with a signature
-    and an input example: base64 image files in, `predicted`, `confidence`, `p_<class>` out."""
+    and an input example: base64 image files in, `predicted`, `confidence`, `p_<class>` out.
+
+    The project's package goes with it (`code_paths`), so the model runs the code it was trained
+    with, anywhere its pip requirements are installed, not only inside a checkout.
+    """
     import base64
 
     import mlflow
@@ -247,6 +253,7 @@ def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], examp
             name="model",
             python_model=str(SERVING_CODE),
             artifacts={"checkpoint": str(checkpoint)},
+            code_paths=[str(SERVING_CODE.parent)],
             signature=ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=Schema(outputs)),
             input_example=pd.DataFrame({"image": [base64.b64encode(example_png).decode()]}),
             # Given, not inferred: inference imports the model in a subprocess and takes seconds.
@@ -255,54 +262,69 @@ def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], examp
     return info.model_uri
 
 
-SERVING_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "mlflow", "numpy", "pandas", "pillow")
-
-
 @contextlib.contextmanager
 def fluent_api(uri: str) -> Iterator[None]:
-    """MLflow's module-level API (log_model, register_model) on `uri`, for this block only.
+    """MLflow's module-level API (log_model, register_model, download_artifacts) on `uri`, for
+    this block only.
 
     `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which would outrank `tracking.uri`
-    for every later run of this process and its children; it is put back on the way out. MLflow's
-    chatter about models-from-code and input-example details (by design here) and its download
-    progress bars are kept out of the stage's log.
+    for every later run of this process and its children; it is put back on the way out, and so
+    are MLflow's log level and its download progress bars (off inside: not for stage logs). Its
+    INFO chatter about models-from-code and input examples (by design here) is dropped; warnings
+    still show.
     """
     import logging
-    import warnings
 
     import mlflow
 
     logger = logging.getLogger("mlflow")
     level, before = logger.level, os.environ.get("MLFLOW_TRACKING_URI")
+    bars = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logger.setLevel(logging.WARNING)
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield
-        finally:
-            mlflow.set_tracking_uri(before)  # None: unset again
-            logger.setLevel(level)
+    logger.setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None: unset again
+        logger.setLevel(level)
+        if bars is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bars
+
+
+def best_version(versions) -> object | None:
+    """The registered version with the highest `val_acc` tag; among equals the oldest, so a
+    later model takes the lead only by being strictly better."""
+    scored = [v for v in versions if "val_acc" in v.tags]
+    return min(scored, key=lambda v: (-float(v.tags["val_acc"]), int(v.version)), default=None)
+
+
+def promote_champion(client, name: str) -> object | None:
+    """Point `champion` at the best version of `name` (best_version); returns that version.
+
+    Computed from every version rather than compared with the current champion, so two pipelines
+    registering at once (`dvc queue start -j 2`) both end with the alias on the best, whichever
+    sets it last.
+    """
+    best = best_version(client.search_model_versions(f"name='{name}'"))
+    if best is not None:
+        client.set_registered_model_alias(name, CHAMPION, best.version)
+    return best
 
 
 def register_classifier(run: PipelineRun, model_uri: str, name: str, val_acc: float) -> str:
-    """Register the run's model as a new version of `name`; move the `champion` alias to it only
-    when its validation accuracy beats the current champion's. Returns a line saying what happened."""
+    """Register the run's model as a new version of `name` tagged with its val/acc, and move
+    `champion` to it only if it is strictly the best so far. Returns a line saying what happened."""
     import mlflow
-    from mlflow.exceptions import MlflowException
 
-    with fluent_api(run.info["tracking_uri"]):
+    with fluent_api(run.info["tracking_uri"]), store_lock(run.info["tracking_uri"]):
         version = mlflow.register_model(model_uri, name, tags={"val_acc": str(val_acc)}).version
-    client = run.client
-    try:
-        champion = client.get_model_version_by_alias(name, CHAMPION)
-        best = float(champion.tags.get("val_acc", "-inf"))
-    except MlflowException:  # no champion yet
-        champion, best = None, float("-inf")
-    if val_acc > best:
-        client.set_registered_model_alias(name, CHAMPION, version)
+        champion = promote_champion(run.client, name)
+    if str(champion.version) == str(version):
         return f"registered {name} version {version} (val/acc {val_acc:.4f}): now @{CHAMPION}"
+    best = float(champion.tags["val_acc"])
     return (
         f"registered {name} version {version} (val/acc {val_acc:.4f}); "
         f"@{CHAMPION} stays version {champion.version} ({best:.4f})"

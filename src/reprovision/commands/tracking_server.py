@@ -3,6 +3,8 @@
 It is what a team runs, made small: a PostgreSQL cluster in `--dir` (Debian's `postgresql`
 package), `mlflow server` with it as the backend store and a served artifact store beside it, on
 127.0.0.1. Point the pipeline at it with `export MLFLOW_TRACKING_URI=http://127.0.0.1:PORT`.
+The database is reachable only through a socket in `--dir`; the MLflow server, like any plain
+`mlflow server`, has no login: every account on this machine can use it.
 Ctrl-C (or SIGTERM) stops both; the data stays in `--dir` for the next start. A real team server
 differs only in where the database and the artifacts live.
 """
@@ -48,9 +50,15 @@ def _run(cmd: list[str], what: str) -> None:
 
 @contextlib.contextmanager
 def postgres(directory: Path, port: int) -> Iterator[str]:
-    """A PostgreSQL cluster in `directory` on 127.0.0.1:`port` while the block runs; its SQLAlchemy URI."""
+    """A PostgreSQL cluster in `directory` while the block runs; its SQLAlchemy URI.
+
+    It listens on no TCP port, only on a Unix socket inside `directory`, which only its owner (and
+    root) may enter: no other account on the machine can reach the database, whose `mlflow` role
+    is a superuser (trust authentication behind a private socket, for a try-out).
+    """
     bin_dir, data = postgres_bin(), directory / "postgres"
     directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres")
         if subprocess.run(_as_owner(["test", "-w", str(directory)])).returncode:
@@ -59,17 +67,19 @@ def postgres(directory: Path, port: int) -> Iterator[str]:
                 "choose a directory under one that others may enter, such as /srv or /tmp"
             )
     fresh = not (data / "PG_VERSION").is_file()
-    if fresh:  # local trust auth on loopback only: a try-out, not a server to expose
+    if fresh:
         _run([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"], "initdb")
     log = directory / "postgres.log"
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory}"
+    options = f"-c listen_addresses='' -p {port} -k {directory}"
     _run(
         [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "start"], f"PostgreSQL ({log})"
     )
     try:
         if fresh:
-            _run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", DATABASE], "createdb")
-        yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/{DATABASE}"
+            _run(
+                [str(bin_dir / "createdb"), "-h", str(directory), "-p", str(port), "-U", "mlflow", DATABASE], "createdb"
+            )
+        yield f"postgresql+psycopg://mlflow@/{DATABASE}?host={directory}&port={port}"
     finally:
         _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], "stopping PostgreSQL")
 
@@ -77,7 +87,7 @@ def postgres(directory: Path, port: int) -> Iterator[str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=Path(".tracking-server"), help="database and artifacts")
     parser.add_argument("--port", type=int, default=5000, help="the MLflow server's port on 127.0.0.1")
-    parser.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port on 127.0.0.1")
+    parser.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's socket number (no TCP port is opened)")
 
 
 def run(args: argparse.Namespace) -> None:

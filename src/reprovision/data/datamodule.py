@@ -47,6 +47,8 @@ class NormalisedDataModule(pl.LightningDataModule):
                     f"data.batch_size={self.batch_size} does not split over {world} processes; "
                     f"use a multiple of {world}"
                 )
+            if len(dataset) < world:  # a process without a batch would wait forever for the others
+                raise ConfigError(f"the {split} split has {len(dataset)} images, fewer than {world} processes")
             rank, batch_size, shuffle = self.trainer.global_rank, self.batch_size // world, False
             # Training shards are padded to equal length (every process must take the same number
             # of steps); validation shards are not, so each val image is counted exactly once.

@@ -236,7 +236,10 @@ def train(
     leader = trainer.is_global_zero
     resume_file, last = checkpoint_dir / "resume.json", checkpoint_dir / "last.ckpt"
     key = fingerprint(cfg, data_dir)
-    state = read_json(resume_file) if resume_file.is_file() else {}
+    try:
+        state = read_json(resume_file)
+    except FileNotFoundError:  # none yet, or rank 0 of a torchrun/SLURM start is replacing it now
+        state = {}
     resuming = state.get("fingerprint") == key and last.is_file()
     ckpt_path, run = (last if resuming else None), None
     if leader and resuming:
@@ -305,12 +308,16 @@ def train(
     for name in CHECKPOINTS:
         run.log_artifact(checkpoint_dir / name, "checkpoints")
     if parent_run_id is None:  # sweep trials and folds are compared in MLflow, not served
-        example = example_png(split_summary.parent / "val.npz")
-        model_uri = tracking.log_classifier(run, out_dir / "model.ckpt", stats["classes"], example)
-        print(f"train: MLflow model runs:/{run.run_id}/model (serve: mlflow models serve -m ... --env-manager local)")
-        if cfg.tracking.registered_model:
-            name, val_acc = cfg.tracking.registered_model, summary["val/acc"]
-            print("train: " + tracking.register_classifier(run, model_uri, name, val_acc))
+        try:
+            example = example_png(split_summary.parent / "val.npz")
+            model_uri = tracking.log_classifier(run, out_dir / "model.ckpt", stats["classes"], example)
+            print(f"train: MLflow model runs:/{run.run_id}/model (serve: mlflow models serve -m ...)")
+            if cfg.tracking.registered_model:
+                name, val_acc = cfg.tracking.registered_model, summary["val/acc"]
+                print("train: " + tracking.register_classifier(run, model_uri, name, val_acc))
+        except BaseException:
+            run.set_status("FAILED")  # logging the model ends MLflow's run as FINISHED: not so
+            raise
     run.set_status("FINISHED")
     resume_file.unlink()  # finished: the next run of this stage starts afresh
     return summary
