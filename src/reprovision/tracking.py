@@ -274,6 +274,7 @@ def fluent_api(uri: str) -> Iterator[None]:
     still show.
     """
     import logging
+    import warnings
 
     import mlflow
 
@@ -284,7 +285,10 @@ def fluent_api(uri: str) -> Iterator[None]:
     logger.setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     try:
-        yield
+        with warnings.catch_warnings():
+            # MLflow's signature code uses a pandas idiom pandas deprecates; nothing for us to act on.
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            yield
     finally:
         mlflow.set_tracking_uri(before)  # None: unset again
         logger.setLevel(level)
