@@ -59,8 +59,8 @@ def default_tracking_uri() -> str:
     from reprovision import tracking
     from reprovision.config import load_config
 
-    if Path("params.yaml").is_file() and not os.environ.get("MLFLOW_TRACKING_URI"):
-        return tracking.tracking_uri(load_config("params.yaml"))
+    if Path("params.yaml").is_file():
+        return tracking.tracking_uri(load_config("params.yaml"))  # the same precedence as the stages
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
 
 
