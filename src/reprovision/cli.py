@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import time
+
+STARTED = time.perf_counter()  # the command's start: stages report their start-up time from here
 
 # Stage modules are imported only when their command runs: `download` need not load torch.
 COMMANDS = {

@@ -24,6 +24,9 @@ def _require(ok: bool, key: str, value: Any, expected: str) -> None:
         raise ConfigError(f"{key}={value!r} is out of range: expected {expected}")
 
 
+LOADERS = ("device", "dataloader")
+
+
 @dataclass
 class DataConfig:
     name: str = MISSING  # one of data.sources.DATASETS
@@ -35,7 +38,9 @@ class DataConfig:
     val_fraction: float = MISSING
     test_fraction: float = MISSING  # used only by datasets without a test split of their own
     batch_size: int = MISSING
-    num_workers: int = MISSING
+    eval_batch_size: int = MISSING  # validation and test batches (per process): larger is faster
+    loader: str = MISSING  # device (splits on the training device) | dataloader (host memory, copied per batch)
+    num_workers: int = MISSING  # loader=dataloader only
     crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
     flip: bool = MISSING  # training augmentation: random horizontal flip
 
@@ -46,6 +51,8 @@ class DataConfig:
         _require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
         _require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
         _require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
+        _require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        _require(self.loader in LOADERS, "data.loader", self.loader, "one of " + ", ".join(LOADERS))
         _require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
         _require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
         _require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
@@ -257,6 +264,8 @@ class TrainerConfig:
     label_smoothing: float = MISSING
     gradient_clip: float | None = MISSING  # clip the gradient norm to this; null: no clipping
     early_stopping: int | None = MISSING  # stop after this many epochs without a better val/acc
+    channels_last: bool = MISSING  # NHWC memory layout for conv weights and activations (faster on GPUs)
+    compile: bool = MISSING  # torch.compile the net; compile time is reported apart and cached
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
@@ -288,6 +297,11 @@ class TrainerConfig:
             self.precision,
             "one of " + ", ".join(PRECISIONS),
         )
+
+
+@dataclass
+class EvaluateConfig:
+    tta: bool = MISSING  # test-time augmentation: average the predictions for each image and its mirror
 
 
 @dataclass
@@ -388,6 +402,7 @@ class Config:
     model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by model.name
     optim: Any = MISSING  # one of OPTIM_SCHEMAS, chosen by optim.name
     trainer: TrainerConfig = MISSING
+    evaluate: EvaluateConfig = MISSING
     tracking: TrackingConfig = MISSING
     report: ReportConfig = MISSING
     check: CheckConfig = MISSING

@@ -48,16 +48,21 @@ def test_every_optimizer_and_schedule_builds_and_steps(option, schedule):
             compose(ROOT / "conf", [f"optim={option}", f"optim.schedule={schedule}", "optim.warmup_epochs=1"])
         ).optim
     )
-    net = torch.nn.Linear(4, 2)
-    before = net.weight.detach().clone()
-    optimizer = OPTIMIZERS[option](net.parameters(), optim)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, 5, 20, optim))
-    for _ in range(3):
-        net(torch.randn(8, 4)).pow(2).mean().backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad()
-    assert not torch.equal(net.weight, before)
+    weights = {}
+    for fused in (None, True):  # torch's default (foreach) and the fused kernel the train stage picks
+        torch.manual_seed(0)
+        net = torch.nn.Linear(4, 2)
+        before = net.weight.detach().clone()
+        optimizer = OPTIMIZERS[option](net.parameters(), optim, fused)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, 5, 20, optim))
+        for _ in range(3):
+            net(torch.randn(8, 4)).pow(2).mean().backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        assert not torch.equal(net.weight, before)
+        weights[fused] = net.weight.detach()
+    torch.testing.assert_close(weights[True], weights[None])  # the same update, whichever kernel
 
 
 def test_schedules_shape_the_learning_rate():

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from reprovision.config import compose, validate
 from reprovision.files import load_arrays, read_json
@@ -50,8 +56,11 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
         tmp_path / "models",
         tmp_path / "train.json",
         tmp_path / "curves.csv",
+        timing_path=tmp_path / "timing.json",
     )
     assert summary["epochs"] == 3
+    timing = read_json(tmp_path / "timing.json")  # where the time went, apart from the metrics
+    assert timing["epochs"] == 3 and timing["compile_s"] == 0 and 0 < timing["train_s"] < timing["total_s"]
     assert (tmp_path / "curves.csv").read_text().count("\n") == 4  # header + one row per epoch
 
     # The checkpoint loads with weights_only=True and holds only plain hyperparameters.
@@ -78,3 +87,33 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     assert int(run.data.params["model.parameter_count"]) == sum(p.numel() for p in module.net.parameters())
     assert run.data.tags["recipe"].startswith("mlp adam lr=0.001 constant")
     assert run.data.metrics["test/acc"] == headline["test/acc"]
+    assert run.data.metrics["time/train_s"] == timing["train_s"]
+
+
+@pytest.mark.slow
+def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cache(tiny_split, tmp_path, root):
+    """Two train processes of the same compiled config: the first compiles, the second takes
+    Inductor's cache and spends a fraction of the time; both train the same model."""
+    normalise(tiny_split, tmp_path / "norm")
+    overrides = ["model=mlp", "model.hidden=[8]", "trainer.max_epochs=2"]  # the cheapest net to compile
+    overrides += ["trainer.compile=true", "trainer.progress_bar=false"]
+    overrides += ["tracking.registered_model=null", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(compose(root / "conf", overrides)))
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compile-cache")}
+    timings = []
+    for run in ("cold", "warm"):
+        cmd = [sys.executable, "-m", "reprovision", "train", "--params", str(tmp_path / "params.yaml")]
+        cmd += ["--data", str(tmp_path / "norm"), "--summary", str(tiny_split / "summary.json")]
+        cmd += ["--checkpoints", str(tmp_path / run / "ckpt"), "--out", str(tmp_path / run / "models")]
+        cmd += ["--metrics", str(tmp_path / run / "train.json"), "--curves", str(tmp_path / run / "curves.csv")]
+        proc = subprocess.run([*cmd, "--timing", str(tmp_path / run / "timing.json")], env=env, capture_output=True)
+        assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+        timings.append(read_json(tmp_path / run / "timing.json"))
+    cold, warm = timings
+    assert cold["compile_s"] > 0 and warm["compile_s"] < cold["compile_s"] / 2, timings
+    assert cold["epochs"] == warm["epochs"] == 2 and cold["train_s"] > 0 and cold["startup_s"] > 0
+    assert (tmp_path / "cold" / "train.json").read_text() == (tmp_path / "warm" / "train.json").read_text()
+    # The compiled net's checkpoint is a plain one: same keys as an uncompiled net, loads and predicts.
+    module = load_classifier(tmp_path / "warm" / "models" / "model.ckpt")
+    assert not any("_orig_mod" in k for k in torch.load(tmp_path / "warm" / "models" / "model.ckpt")["state_dict"])
+    assert module(torch.zeros(2, 1, 4, 4)).shape == (2, 3)

@@ -1,18 +1,27 @@
 """The LightningDataModule over the normalised splits (in-memory tensors).
 
+Two ways to batch them (`data.loader`):
+- `device` (default): each split is moved to the training device once; a batch is one index
+  into it, so a step costs no per-image work, no host-to-device copy and no host sync. The
+  shuffle order comes from the same samplers as a DataLoader's, computed once per epoch.
+- `dataloader`: a torch DataLoader over the tensors in host memory, `num_workers` worker
+  processes, each batch copied to the device per step: for data too large for the device.
+
 `batch_size` is the global batch: under data-parallel training each of N processes takes
 batch_size / N images per step from its own shard, so the optimiser sees the same batch size
-(and the learning rate means the same) on 1 process or N.
+(and the learning rate means the same) on 1 process or N. Validation and test use
+`eval_batch_size` per process: the batch size does not change what they measure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, TensorDataset
 
 from reprovision.errors import ConfigError
 from reprovision.files import load_arrays, read_json
@@ -21,58 +30,94 @@ from reprovision.files import load_arrays, read_json
 SPLITS_FOR = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
 
 
+class DeviceBatches:
+    """Batches of device-resident tensors in a sampler's order: one index copy per epoch, then
+    each batch is a slice of it and one gather. `sampler` is public so Lightning calls its
+    `set_epoch`, as it does a DataLoader's."""
+
+    batch_sampler = None  # what Lightning inspects on a DataLoader: here batches are slices
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, sampler: Sampler, batch_size: int) -> None:
+        self.x, self.y, self.sampler, self.batch_size = x, y, sampler, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.tensor(list(self.sampler), dtype=torch.long).to(self.x.device, non_blocking=True)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield self.x[idx], self.y[idx]
+
+
 class NormalisedDataModule(pl.LightningDataModule):
-    def __init__(self, data_dir: str | Path, batch_size: int, num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        batch_size: int,
+        num_workers: int = 0,
+        seed: int = 0,
+        loader: str = "device",
+        eval_batch_size: int = 1024,
+    ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
-        self.batch_size = batch_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed  # the training shards' shuffle under data-parallel training
+        self.loader = loader
         self.stats = read_json(self.data_dir / "stats.json")
         self.datasets: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
+        device = self.trainer.strategy.root_device if self.trainer and self.loader == "device" else None
         for split in SPLITS_FOR.get(stage or "", ("train", "val", "test")):
             if split not in self.datasets:
                 arrays = load_arrays(self.data_dir / f"{split}.npz")
-                self.datasets[split] = TensorDataset(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
+                x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+                self.datasets[split] = TensorDataset(x.to(device), y.to(device)) if device else TensorDataset(x, y)
 
-    def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str) -> DataLoader | DeviceBatches:
         dataset, world = self.datasets[split], self.trainer.world_size if self.trainer else 1
+        train = split == "train"
         if world == 1:
-            sampler, batch_size = None, self.batch_size
+            batch_size = self.batch_size if train else self.eval_batch_size
+            sampler = RandomSampler(dataset) if train else SequentialSampler(dataset)
         else:
-            if self.batch_size % world:
+            if train and self.batch_size % world:
                 raise ConfigError(
                     f"data.batch_size={self.batch_size} does not split over {world} processes; "
                     f"use a multiple of {world}"
                 )
             if len(dataset) < world:  # a process without a batch would wait forever for the others
                 raise ConfigError(f"the {split} split has {len(dataset)} images, fewer than {world} processes")
-            rank, batch_size, shuffle = self.trainer.global_rank, self.batch_size // world, False
+            rank = self.trainer.global_rank
+            batch_size = self.batch_size // world if train else self.eval_batch_size
             # Training shards are padded to equal length (every process must take the same number
             # of steps); validation shards are not, so each val image is counted exactly once.
-            if split == "train":
+            if train:
                 sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=self.seed)
             else:
                 sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
+        if self.loader == "device":
+            return DeviceBatches(*dataset.tensors, sampler, batch_size)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader("train")
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test")
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("test")

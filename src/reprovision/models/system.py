@@ -9,6 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from reprovision.data.augment import flip_crop
@@ -16,25 +17,32 @@ from reprovision.errors import BadInput
 from reprovision.models.nets import build_net, init_weights
 
 
-def _sgd(params, o, momentum=0.0, nesterov=False):
-    return torch.optim.SGD(params, lr=o["lr"], momentum=momentum, nesterov=nesterov, weight_decay=o["weight_decay"])
+def _sgd(params, o, fused, momentum=0.0, nesterov=False):
+    return torch.optim.SGD(
+        params, lr=o["lr"], momentum=momentum, nesterov=nesterov, weight_decay=o["weight_decay"], fused=fused
+    )
 
 
+# Each takes (parameters, optim config, fused): `fused` is True where torch has a fused kernel
+# for the optimizer on the parameters' device (one kernel for all parameters: fewer launches).
 OPTIMIZERS = {
-    "sgd": lambda params, o: _sgd(params, o),
-    "momentum": lambda params, o: _sgd(params, o, momentum=o["momentum"]),
-    "nesterov": lambda params, o: _sgd(params, o, momentum=o["momentum"], nesterov=True),
-    "adagrad": lambda params, o: torch.optim.Adagrad(params, lr=o["lr"], weight_decay=o["weight_decay"]),
-    "rmsprop": lambda params, o: torch.optim.RMSprop(
+    "sgd": lambda params, o, fused: _sgd(params, o, fused),
+    "momentum": lambda params, o, fused: _sgd(params, o, fused, momentum=o["momentum"]),
+    "nesterov": lambda params, o, fused: _sgd(params, o, fused, momentum=o["momentum"], nesterov=True),
+    "adagrad": lambda params, o, fused: torch.optim.Adagrad(
+        params, lr=o["lr"], weight_decay=o["weight_decay"], fused=fused
+    ),
+    "rmsprop": lambda params, o, fused: torch.optim.RMSprop(  # no fused kernel in torch
         params, lr=o["lr"], alpha=o["alpha"], momentum=o["momentum"], weight_decay=o["weight_decay"]
     ),
-    "adam": lambda params, o: torch.optim.Adam(
-        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
+    "adam": lambda params, o, fused: torch.optim.Adam(
+        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"], fused=fused
     ),
-    "adamw": lambda params, o: torch.optim.AdamW(
-        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"]
+    "adamw": lambda params, o, fused: torch.optim.AdamW(
+        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"], fused=fused
     ),
 }
+FUSED_DEVICES = ("cpu", "cuda")
 
 
 def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
@@ -78,9 +86,12 @@ class ImageClassifier(pl.LightningModule):
         kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
         self.net = build_net(net["name"], image_shape, len(classes), **kwargs)
         init_weights(self.net, net.get("init", "default"))
-        self.train_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes=len(classes), average="micro")
+        # Epoch metrics accumulate on the device. validate_args=False and nan_strategy="disable":
+        # torchmetrics' input checks read values back to the host, a sync every step.
+        for split in ("train", "val", "test"):
+            setattr(self, f"{split}_acc", MulticlassAccuracy(len(classes), average="micro", validate_args=False))
+            setattr(self, f"{split}_loss", MeanMetric(nan_strategy="disable"))
+        self.flip_tta = False  # predict_step: average each image's and its mirror's predictions
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -97,13 +108,17 @@ class ImageClassifier(pl.LightningModule):
         # Label smoothing shapes training only; val/test losses stay comparable across recipes.
         smoothing = self.hparams.label_smoothing if split == "train" else 0.0
         loss = F.cross_entropy(logits, y, label_smoothing=smoothing)
-        acc = getattr(self, f"{split}_acc")
-        acc(logits, y)
-        # Epoch-level only: one value per epoch reaches the logger, no per-step syncs; under
-        # data-parallel training the epoch's loss is averaged over processes (accuracy, a
-        # torchmetrics metric, sums its counts over them).
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, prog_bar=split == "val", sync_dist=True)
-        self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
+        acc, mean_loss = getattr(self, f"{split}_acc"), getattr(self, f"{split}_loss")
+        # update(), not metric(...): nothing is computed per step. Lightning computes the logged
+        # metric objects once per epoch; under data-parallel training they sum their counts over
+        # processes, so the epoch's values count every image once.
+        acc.update(logits.detach(), y)
+        mean_loss.update(loss.detach(), weight=len(y))
+        # Handing them to Lightning costs more than a small net's step: once per training epoch
+        # (its last batch), every batch only in validation and test, which take few large batches.
+        if split != "train" or self.trainer.is_last_batch:
+            self.log(f"{split}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=split == "val")
+            self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -116,7 +131,12 @@ class ImageClassifier(pl.LightningModule):
         self._shared_step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
-        return self(batch[0])
+        logits = self(batch[0])
+        if not self.flip_tta:
+            return logits
+        # Mean class probabilities of the image and its mirror, as log-probabilities: logits
+        # whose softmax is that mean, so loss and accuracy read them like any others.
+        return ((logits.softmax(1) + self(batch[0].flip(3)).softmax(1)) / 2).log()
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # Augment whole training batches where they now live (GPU or CPU), never val/test.
@@ -132,7 +152,8 @@ class ImageClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.optim
-        optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim)
+        fused = self.device.type in FUSED_DEVICES or None  # None: torch's default (foreach) elsewhere
+        optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim, fused)
         if optim["schedule"] == "constant" and not optim["warmup_epochs"]:
             return optimizer
         # Stepped every batch, so short runs follow the schedule smoothly.

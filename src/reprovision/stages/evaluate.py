@@ -57,10 +57,21 @@ def write_csv(path: Path, rows: list[dict], fieldnames: list[str]) -> None:
         writer.writerows(rows)
 
 
-def evaluate(model_dir: Path, data_dir: Path, out_dir: Path, accelerator: str) -> dict:
+def evaluate(
+    model_dir: Path,
+    data_dir: Path,
+    out_dir: Path,
+    accelerator: str,
+    tta: bool = False,
+    batch_size: int = 1024,
+    loader: str = "device",
+) -> dict:
+    """Test metrics of `model_dir`'s checkpoint; `tta` averages each image's and its mirror's
+    predicted probabilities."""
     module = load_classifier(model_dir / "model.ckpt")
+    module.flip_tta = tta
     classes = module.hparams.classes
-    datamodule = NormalisedDataModule(data_dir, batch_size=1024)
+    datamodule = NormalisedDataModule(data_dir, batch_size, loader=loader, eval_batch_size=batch_size)
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -70,7 +81,7 @@ def evaluate(model_dir: Path, data_dir: Path, out_dir: Path, accelerator: str) -
         enable_model_summary=False,
     )
     logits = torch.cat(trainer.predict(module, datamodule=datamodule)).float().cpu()
-    targets = datamodule.datasets["test"].tensors[1]
+    targets = datamodule.datasets["test"].tensors[1].cpu()
     results = classification_metrics(logits, targets, classes)
 
     probs = logits.softmax(dim=1).numpy()
@@ -126,5 +137,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
-    headline = evaluate(args.model, args.data, args.out, cfg.trainer.accelerator)
+    headline = evaluate(
+        args.model,
+        args.data,
+        args.out,
+        cfg.trainer.accelerator,
+        cfg.evaluate.tta,
+        cfg.data.eval_batch_size,
+        cfg.data.loader,
+    )
     print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()))

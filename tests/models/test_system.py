@@ -1,0 +1,63 @@
+"""The LightningModule: the optimizer it builds and its test-time augmentation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from reprovision.config import compose, validate
+from reprovision.models.system import ImageClassifier
+from reprovision.stages.train import speed_up
+
+
+def classifier(root, *overrides: str) -> ImageClassifier:
+    cfg = validate(compose(root / "conf", ["model=cnn", "model.channels=[4,8]", "model.hidden=8", *overrides]))
+    return ImageClassifier(
+        net=dataclasses.asdict(cfg.model),
+        optim=dataclasses.asdict(cfg.optim),
+        classes=["a", "b", "c"],
+        image_shape=[1, 8, 8],
+        mean=[0.0],
+        std=[1.0],
+    )
+
+
+def test_the_optimizer_uses_the_fused_kernel_where_torch_has_one(root):
+    for option, fused in (("adam", True), ("nesterov", True), ("adagrad", True), ("rmsprop", None)):
+        optimizer = classifier(root, f"optim={option}").configure_optimizers()  # constant schedule: no trainer
+        assert optimizer.defaults.get("fused") is fused, option
+
+
+def test_flip_tta_averages_the_probabilities_of_an_image_and_its_mirror(root):
+    torch.manual_seed(0)
+    module = classifier(root).eval()
+    x = torch.randn(6, 1, 8, 8)
+    with torch.no_grad():
+        plain = module.predict_step((x,), 0)
+        module.flip_tta = True
+        tta = module.predict_step((x,), 0)
+        mirrored = module(x.flip(3))
+    torch.testing.assert_close(tta.softmax(1), (plain.softmax(1) + mirrored.softmax(1)) / 2)
+    assert not torch.allclose(tta.softmax(1), plain.softmax(1), atol=1e-4)
+    # An image that is its own mirror gets the same prediction with or without it.
+    symmetric = torch.cat([x[..., :4], x[..., :4].flip(3)], dim=3)
+    with torch.no_grad():
+        torch.testing.assert_close(module.predict_step((symmetric,), 0).softmax(1), module(symmetric).softmax(1))
+
+
+def test_channels_last_changes_the_layout_not_the_outputs_or_the_checkpoint(root):
+    torch.manual_seed(0)
+    module, plain = classifier(root).eval(), classifier(root).eval()
+    plain.load_state_dict(module.state_dict())
+    speed_up(module.net, channels_last=True, compile=False)
+    convs = [m.weight for m in module.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 2 and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not convs[1].is_contiguous()  # (the first, one input channel, is both layouts at once)
+    x = torch.randn(4, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), plain(x))
+    fresh = classifier(root).eval()
+    fresh.load_state_dict(module.state_dict())  # a checkpoint written in NHWC loads into a plain net
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), plain(x))
