@@ -1,8 +1,9 @@
 """What the benchmarks share: the pipeline up to normalise in a scratch directory, and the real
-train stage timed as a fresh process, as `dvc repro` runs it."""
+train and evaluate stages run as fresh processes, as `dvc repro` runs them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -28,23 +29,29 @@ def prepare(work: Path, overrides: list[str]) -> dict:
     return summary
 
 
-def train_seconds(work: Path, overrides: list[str], epochs: int, name: str) -> float:
+def run_stages(work: Path, overrides: list[str], name: str, evaluate: bool = False) -> dict:
+    """The train stage (and evaluate) in `work/name`, tracked in `work/mlflow.db`: its timing.json,
+    the process's wall time (`process_s`), and the test metrics when `evaluate`."""
     where = work / name
     where.mkdir()
-    cfg = compose(
-        ROOT / "conf",
-        [
-            *overrides,
-            f"trainer.max_epochs={epochs}",
-            "trainer.progress_bar=false",
-            "tracking.registered_model=null",
-            f"tracking.uri=sqlite:///{work / 'mlflow.db'}",
-        ],
-    )
-    (where / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
-    cmd = [sys.executable, "-m", "reprovision", "train", "--params", "params.yaml", "--data", str(work / "normalised")]
+    extra = ["trainer.progress_bar=false", "tracking.registered_model=null", f"tracking.uri=sqlite:///{work}/mlflow.db"]
+    (where / "params.yaml").write_text(OmegaConf.to_yaml(compose(ROOT / "conf", [*overrides, *extra])))
+    stage = [sys.executable, "-m", "reprovision"]
+    cmd = [*stage, "train", "--params", "params.yaml", "--data", str(work / "normalised")]
     cmd += ["--summary", str(work / "split" / "summary.json"), "--checkpoints", "checkpoints", "--out", "models"]
-    cmd += ["--metrics", "train.json", "--curves", "curves.csv"]
+    cmd += ["--metrics", "train.json", "--curves", "curves.csv", "--timing", "timing.json"]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=where, check=True, capture_output=True)
-    return time.perf_counter() - start
+    result = {**json.loads((where / "timing.json").read_text()), "process_s": time.perf_counter() - start}
+    if evaluate:
+        cmd = [*stage, "evaluate", "--params", "params.yaml", "--model", "models"]
+        subprocess.run(
+            [*cmd, "--data", str(work / "normalised"), "--out", "eval"], cwd=where, check=True, capture_output=True
+        )
+        result.update(json.loads((where / "eval" / "eval.json").read_text()))
+    return result
+
+
+def train_seconds(work: Path, overrides: list[str], epochs: int, name: str) -> float:
+    """Wall time of the train stage's process for `epochs` epochs."""
+    return run_stages(work, [*overrides, f"trainer.max_epochs={epochs}"], name)["process_s"]

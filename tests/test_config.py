@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,6 +12,8 @@ from omegaconf import OmegaConf
 
 from reprovision.config import compose, flatten, load_config, validate
 from reprovision.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_committed_params_equal_composition_of_conf(root):
@@ -54,6 +57,13 @@ def test_group_options_compose(root):
     )
     exp = validate(compose(root / "conf", ["experiment=digits_mlp_sgd"]))
     assert (exp.model.name, exp.optim.name, exp.trainer.max_epochs) == ("mlp", "momentum", 20)
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_into_a_valid_config(root, experiment):
+    cfg = validate(compose(root / "conf", [f"experiment={experiment}"]))
+    if experiment.endswith("_fast"):  # the GPU speed recipes
+        assert (cfg.model.name, cfg.trainer.precision, cfg.trainer.compile) == ("fast_cnn", "bf16-mixed", True)
 
 
 def test_flatten_gives_dotted_keys(root):
