@@ -61,3 +61,15 @@ def test_channels_last_changes_the_layout_not_the_outputs_or_the_checkpoint(root
     fresh.load_state_dict(module.state_dict())  # a checkpoint written in NHWC loads into a plain net
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), plain(x))
+
+
+def test_flip_tta_stays_finite_for_classes_both_views_rule_out(root):
+    torch.manual_seed(0)
+    module = classifier(root).eval()
+    module.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    module.net[1].weight.data *= 1e4  # logit gaps in the thousands: softmax underflows to 0
+    module.flip_tta = True
+    with torch.no_grad():
+        logits = module.predict_step((torch.randn(6, 1, 8, 8),), 0)
+    assert torch.isfinite(logits).all()
+    assert torch.isfinite(torch.nn.functional.cross_entropy(logits, torch.arange(6) % 3))

@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from reprovision.config import compose, validate
-from reprovision.files import load_arrays, read_json
+from reprovision.files import load_arrays, read_json, write_json
 from reprovision.models.system import load_classifier
 from reprovision.stages.evaluate import evaluate
 from reprovision.stages.normalise import normalise
-from reprovision.stages.train import train
+from reprovision.stages.train import fingerprint, train
 
 
 def _plain(value) -> bool:
@@ -60,7 +60,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     )
     assert summary["epochs"] == 3
     timing = read_json(tmp_path / "timing.json")  # where the time went, apart from the metrics
-    assert timing["epochs"] == 3 and timing["compile_s"] == 0 and 0 < timing["train_s"] < timing["total_s"]
+    assert timing["train_images"] == 3 * 60 and timing["compile_s"] == 0 and 0 < timing["train_s"] < timing["total_s"]
     assert (tmp_path / "curves.csv").read_text().count("\n") == 4  # header + one row per epoch
 
     # The checkpoint loads with weights_only=True and holds only plain hyperparameters.
@@ -90,6 +90,30 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     assert run.data.metrics["time/train_s"] == timing["train_s"]
 
 
+def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_finishes(tiny_split, tmp_path, root):
+    """Mixed precision with gradient clipping (fused optimizers cannot be clipped: not used then);
+    and a stage killed after its last epoch (while logging the model) finishes on the rerun."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = ["model=mlp", "model.hidden=[16]", "trainer.max_epochs=2", "trainer.progress_bar=false"]
+    overrides += ["trainer.precision=bf16-mixed", "trainer.gradient_clip=1.0", "tracking.registered_model=null"]
+    cfg = validate(compose(root / "conf", [*overrides, f"tracking.uri={uri}"]))
+    normalise(tiny_split, tmp_path / "norm")
+    params = tmp_path / "params.yaml"
+    params.write_text("seed: 42\n")
+    paths = (tmp_path / "norm", tiny_split / "summary.json", tmp_path / "ckpt", tmp_path / "models")
+    first = train(cfg, params, *paths, tmp_path / "train.json", tmp_path / "curves.csv")
+    assert first["epochs"] == 2
+    # As a kill during model logging leaves it: the final last.ckpt and resume.json.
+    run = read_json(tmp_path / "models" / "run.json")
+    write_json(tmp_path / "ckpt" / "resume.json", {"fingerprint": fingerprint(cfg, tmp_path / "norm"), "run": run})
+    again = train(
+        cfg, params, *paths, tmp_path / "again.json", tmp_path / "curves2.csv", timing_path=tmp_path / "t.json"
+    )
+    assert again == first and read_json(tmp_path / "t.json")["train_images"] == 0  # nothing trained twice
+    assert not (tmp_path / "ckpt" / "resume.json").exists()
+    assert MlflowClient(uri).get_run(run["run_id"]).info.status == "FINISHED"
+
+
 @pytest.mark.slow
 def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cache(tiny_split, tmp_path, root):
     """Two train processes of the same compiled config: the first compiles, the second takes
@@ -111,7 +135,7 @@ def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cach
         timings.append(read_json(tmp_path / run / "timing.json"))
     cold, warm = timings
     assert cold["compile_s"] > 0 and warm["compile_s"] < cold["compile_s"] / 2, timings
-    assert cold["epochs"] == warm["epochs"] == 2 and cold["train_s"] > 0 and cold["startup_s"] > 0
+    assert cold["train_images"] == warm["train_images"] == 2 * 60 and cold["train_s"] > 0 and cold["startup_s"] > 0
     assert (tmp_path / "cold" / "train.json").read_text() == (tmp_path / "warm" / "train.json").read_text()
     # The compiled net's checkpoint is a plain one: same keys as an uncompiled net, loads and predicts.
     module = load_classifier(tmp_path / "warm" / "models" / "model.ckpt")

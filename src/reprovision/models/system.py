@@ -9,6 +9,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.plugins.precision import MixedPrecision
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -135,8 +136,10 @@ class ImageClassifier(pl.LightningModule):
         if not self.flip_tta:
             return logits
         # Mean class probabilities of the image and its mirror, as log-probabilities: logits
-        # whose softmax is that mean, so loss and accuracy read them like any others.
-        return ((logits.softmax(1) + self(batch[0].flip(3)).softmax(1)) / 2).log()
+        # whose softmax is that mean, so loss and accuracy read them like any others. In log
+        # space, so a class both views rule out stays finite.
+        views = torch.stack([logits.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
+        return torch.logsumexp(views, 0) - math.log(2)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         # Augment whole training batches where they now live (GPU or CPU), never val/test.
@@ -152,7 +155,13 @@ class ImageClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.optim
-        fused = self.device.type in FUSED_DEVICES or None  # None: torch's default (foreach) elsewhere
+        # Fused kernels unscale gradients inside step(), so under mixed precision Lightning cannot
+        # clip them first: keep torch's default (foreach) there, and on devices without a kernel.
+        trainer = self._trainer
+        clips_mixed = (
+            trainer is not None and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
+        )
+        fused = (self.device.type in FUSED_DEVICES and not clips_mixed) or None
         optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim, fused)
         if optim["schedule"] == "constant" and not optim["warmup_epochs"]:
             return optimizer

@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from torch.distributed import ReduceOp
 
 from reprovision import tracking
 from reprovision.cli import STARTED
@@ -122,10 +123,18 @@ class NonFiniteLoss(Callback):
         self.bad_loss = torch.where(new, loss, self.bad_loss)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        batch = int(self.first_bad)  # the epoch's one host sync
+        first = self.first_bad
+        if trainer.world_size > 1:
+            # Every process must stop, and before any saves: the earliest bad batch of any process
+            # (a NaN gradient on one is averaged into all after it).
+            none = torch.iinfo(torch.long).max
+            first = trainer.strategy.reduce(torch.where(first < 0, none, first), reduce_op=ReduceOp.MIN)
+            first = torch.where(first == none, -1, first)
+        batch = int(first)  # the epoch's one host sync
         if batch >= 0:
+            loss = float(self.bad_loss) if int(self.first_bad) == batch else float("nan")  # another process's
             raise StageFailed(
-                f"training loss is {float(self.bad_loss)} at step {self.first_step + batch + 1} "
+                f"training loss is {loss} at step {self.first_step + batch + 1} "
                 f"(epoch {trainer.current_epoch + 1}, batch {batch + 1}); lower optim.lr or pick another optimizer; "
                 "the last good checkpoint is kept"
             )
@@ -144,11 +153,13 @@ class Stopwatch(Callback):
     """Where the stage's time goes: start-up (command start to the first epoch: imports, data
     onto the device, MLflow run), the fit loop (epochs, validation, checkpoints, MLflow logging)
     less torch.compile's compiling, which is counted apart. The device is synchronised at the
-    fit loop's two ends only."""
+    fit loop's two ends only. `train_images` counts the images trained on in this process's
+    fit, over all data-parallel processes (a resumed run counts only what it trained)."""
 
     def __init__(self, started: float) -> None:
         self.started = started
-        self.seconds: dict[str, float] = {}
+        self.images = 0  # this process's, counted from batch shapes: no sync
+        self.seconds: dict[str, float] = {"startup_s": 0.0, "compile_s": 0.0, "train_s": 0.0, "train_images": 0}
 
     def _now(self, trainer: pl.Trainer) -> float:
         if trainer.strategy.root_device.type == "cuda":
@@ -157,13 +168,18 @@ class Stopwatch(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.fit_start, self.compile_start = self._now(trainer), compile_seconds()
-        self.first_epoch = trainer.current_epoch  # > 0 when resumed
         self.seconds["startup_s"] = self.fit_start - self.started
+        self.step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Only batches that stepped: a run resumed at an epoch's end replays that batch's hooks.
+        if trainer.global_step > self.step:
+            self.images, self.step = self.images + len(batch[1]), trainer.global_step
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fit, compiling = self._now(trainer) - self.fit_start, compile_seconds() - self.compile_start
-        epochs = trainer.current_epoch - self.first_epoch
-        self.seconds.update({"compile_s": compiling, "train_s": fit - compiling, "epochs": epochs})
+        images = self.images * trainer.world_size  # equal shards: every process takes the same steps
+        self.seconds.update({"compile_s": compiling, "train_s": fit - compiling, "train_images": images})
 
 
 def speed_up(net: torch.nn.Module, channels_last: bool, compile: bool) -> None:
@@ -174,8 +190,10 @@ def speed_up(net: torch.nn.Module, channels_last: bool, compile: bool) -> None:
         net.to(memory_format=torch.channels_last)
     if compile:
         # Inductor caches compiled kernels by graph: a second run with the same net skips most of
-        # the compiling. Keep the cache with the project rather than in /tmp, which is wiped.
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(".cache/torch-compile").resolve()))
+        # the compiling. One cache per user, not in /tmp (wiped) nor in the working directory
+        # (`dvc exp run --temp` and queued experiments each run in a fresh copy).
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reprovision" / "torch-compile"
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))
         net.compile()  # in place: the state dict keeps its keys, checkpoints stay interchangeable
 
 
@@ -269,17 +287,23 @@ def train(
     )
     speed_up(module.net, cfg.trainer.channels_last, cfg.trainer.compile)
 
+    # Both save at the training epoch's end, after EpochRecorder has the epoch's row. `last` is its
+    # own callback (no monitor: every epoch, replacing the previous): ModelCheckpoint's save_last
+    # writes only in epochs that improved the monitored metric, so a kill after a run of epochs
+    # without a better val/acc would resume from the last improvement and redo them.
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
         monitor="val/acc",
         mode="max",
-        save_last=True,
-        save_on_train_epoch_end=True,  # after EpochRecorder has this epoch's row
+        save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
+    last_checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="last", save_on_train_epoch_end=True, enable_version_counter=False
+    )
     recorder = EpochRecorder()
-    callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, checkpoint]
+    callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, checkpoint, last_checkpoint]
     early = None
     if cfg.trainer.early_stopping:
         # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
@@ -393,7 +417,7 @@ def train(
             run.set_status("FAILED")  # logging the model ends MLflow's run as FINISHED: not so
             raise
     timing = {**stopwatch.seconds, "total_s": time.perf_counter() - stopwatch.started}
-    timing["train_images_per_s"] = len(datamodule.datasets["train"]) * timing["epochs"] / timing["train_s"]
+    timing["train_images_per_s"] = timing["train_images"] / timing["train_s"] if timing["train_s"] else 0.0
     run.log_metrics({f"time/{k}": v for k, v in timing.items()})
     if timing_path is not None:
         write_json(timing_path, timing)
