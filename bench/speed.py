@@ -7,8 +7,9 @@
 (b) overhead: the real train stage (Lightning + MLflow + checkpoints, a fresh process, as
     `dvc repro` runs it) versus a bare PyTorch loop with the same net and recipe (optimizer,
     schedule, precision, channels_last, compile, augmentation, a validation pass per epoch),
-    for the same epochs, each in a fresh process so neither finds the device warm. The stage's training time is its fit loop less compiling (its
-    timing.json); start-up (imports, data, MLflow run) and compiling are reported apart.
+    for the same epochs, each in a fresh process so neither finds the device warm. The
+    stage's training time is its fit loop less compiling (its timing.json); start-up
+    (imports, data, MLflow run) and compiling are reported apart.
 
 Each measurement is repeated (`--repeat`, the bare loop and the stage taking turns) and the
 fastest kept: on a shared machine the noise only ever adds time.
