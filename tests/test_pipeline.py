@@ -177,9 +177,10 @@ def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
     import psutil
 
     work = pipeline.work
-    # Enough epochs that the kill lands mid-training (the test before left max_epochs at 1).
+    # Enough epochs that the kill lands mid-training (the test before left max_epochs at 1), and a
+    # last.ckpt every epoch.
     params = yaml.safe_load((work / "params.yaml").read_text())
-    params["trainer"]["max_epochs"] = 30
+    params["trainer"].update(max_epochs=30, checkpoint_every_s=0)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     last = work / "checkpoints" / "last.ckpt"
     first = subprocess.Popen(

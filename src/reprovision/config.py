@@ -266,9 +266,11 @@ class TrainerConfig:
     early_stopping: int | None = MISSING  # stop after this many epochs without a better val/acc
     channels_last: bool = MISSING  # NHWC memory layout for conv weights and activations (faster on GPUs)
     compile: bool = MISSING  # torch.compile the net; compile time is reported apart and cached
+    checkpoint_every_s: float = MISSING  # last.ckpt and MLflow's epoch rows: this often at most, and at the end
 
     def __post_init__(self) -> None:
         _require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
+        _require(self.checkpoint_every_s >= 0, "trainer.checkpoint_every_s", self.checkpoint_every_s, "seconds >= 0")
         _fraction("trainer.label_smoothing", self.label_smoothing)
         _require(
             self.gradient_clip is None or self.gradient_clip > 0,

@@ -41,6 +41,7 @@ def train_cmd(digits: Path, where: Path, *overrides: str) -> list[str]:
         ROOT / "conf",
         [
             "trainer.max_epochs=12",
+            "trainer.checkpoint_every_s=0",  # last.ckpt every epoch: the kills land mid-run
             "trainer.progress_bar=false",
             f"tracking.uri=sqlite:///{digits / 'mlflow.db'}",
             *overrides,

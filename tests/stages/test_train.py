@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from reprovision.files import load_arrays, read_json, write_json
 from reprovision.models.system import load_classifier
 from reprovision.stages.evaluate import evaluate
 from reprovision.stages.normalise import normalise
-from reprovision.stages.train import fingerprint, train
+from reprovision.stages.train import AtomicCheckpointIO, fingerprint, train
 
 
 def _plain(value) -> bool:
@@ -112,6 +113,43 @@ def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_
     assert again == first and read_json(tmp_path / "t.json")["train_images"] == 0  # nothing trained twice
     assert not (tmp_path / "ckpt" / "resume.json").exists()
     assert MlflowClient(uri).get_run(run["run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("every_s", [0, 3600])
+def test_last_checkpoint_and_mlflow_rows_are_written_at_the_interval_and_at_the_end(
+    tiny_split, tmp_path, root, monkeypatch, every_s
+):
+    writes, write = [], AtomicCheckpointIO._write
+
+    def recorded(checkpoint, path):
+        writes.append(Path(path).name)
+        write(checkpoint, path)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "_write", staticmethod(recorded))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = ["model=mlp", "model.hidden=[16]", "trainer.max_epochs=4", "trainer.progress_bar=false"]
+    overrides += [f"trainer.checkpoint_every_s={every_s}", "tracking.registered_model=null", f"tracking.uri={uri}"]
+    cfg = validate(compose(root / "conf", overrides))
+    normalise(tiny_split, tmp_path / "norm")
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    paths = (tmp_path / "norm", tiny_split / "summary.json", tmp_path / "ckpt", tmp_path / "models")
+    train(cfg, tmp_path / "params.yaml", *paths, tmp_path / "train.json", tmp_path / "curves.csv")
+    # The best checkpoint reaches disk just before last.ckpt, never after an epoch it holds.
+    assert writes.count("last.ckpt") == (4 if every_s == 0 else 1) and writes[-1] == "last.ckpt"
+    assert writes.count("best.ckpt") >= 1 and writes.index("best.ckpt") < writes.index("last.ckpt")
+    run_id = read_json(tmp_path / "models" / "run.json")["run_id"]
+    assert [m.step for m in MlflowClient(uri).get_metric_history(run_id, "val/acc")] == [1, 2, 3, 4]
+
+
+def test_a_held_best_checkpoint_keeps_the_weights_it_was_saved_with(tmp_path):
+    io = AtomicCheckpointIO(held=("best.ckpt",))
+    weight = torch.zeros(3)
+    io.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "best.ckpt")
+    assert not (tmp_path / "best.ckpt").exists()  # held until last.ckpt is written
+    weight += 1  # training goes on in place
+    io.save_checkpoint({"state_dict": {"w": weight}}, tmp_path / "last.ckpt")
+    best, last = (torch.load(tmp_path / f, weights_only=True)["state_dict"]["w"] for f in ("best.ckpt", "last.ckpt"))
+    assert best.tolist() == [0, 0, 0] and last.tolist() == [1, 1, 1]
 
 
 @pytest.mark.slow

@@ -5,6 +5,11 @@ optimizer, scheduler, loop position, the torch RNG and every finished epoch's me
 `resume.json` records the run's fingerprint (config + data) and MLflow run. Rerunning the stage
 with the same fingerprint resumes there, in the same MLflow run, and ends with the same
 metrics as an uninterrupted run; any other config starts afresh.
+
+`last.ckpt` is written at the end of the first epoch that ends `trainer.checkpoint_every_s`
+seconds after the previous write, and of the final epoch; the epoch rows it holds then go to
+MLflow. Sub-second epochs (small data, a GPU) do not pay a checkpoint and a database write
+each; a kill loses at most that many seconds of training.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning_utilities.core.apply_func import apply_to_collection
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from torch.distributed import ReduceOp
 
 from reprovision import tracking
@@ -44,19 +50,61 @@ CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoints written beside their target and renamed over it: a full disk or a kill
-    mid-write leaves the previous checkpoint intact."""
+    mid-write leaves the previous checkpoint intact.
+
+    Files named in `held` stay in memory until another file is written, and are written just
+    before it: the best checkpoint (saved whenever val/acc improves) never reaches disk from an
+    epoch after `last.ckpt`'s, so a run resumed from `last.ckpt` never finds a best from epochs
+    it is about to redo."""
+
+    def __init__(self, held: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.held, self.pending = held, {}
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if Path(path).name in self.held:
+            # Copies: the checkpoint's tensors are the live weights and optimizer state.
+            self.pending[path] = apply_to_collection(checkpoint, torch.Tensor, torch.clone)
+            return
+        for held_path, held in self.pending.items():
+            self._write(held, held_path)
+        self.pending.clear()
+        self._write(checkpoint, path)
+
+    @staticmethod
+    def _write(checkpoint: dict[str, Any], path) -> None:
         with atomic_file(path) as tmp:
             torch.save(checkpoint, tmp)
 
 
-class EpochRecorder(Callback):
-    """Epoch metrics: saved in every checkpoint, logged to MLflow once their checkpoint exists.
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of the final epoch and of the first epoch `every_s` seconds after
+    the previous save (every epoch with 0); `saved()` runs after each save."""
 
-    A row is logged at the start of the next epoch (or at the end of training), after
-    ModelCheckpoint has saved it, so a kill at any moment leaves no epoch logged twice: a
-    resumed run logs exactly the rows MLflow does not have yet.
+    def __init__(self, dirpath: Path, every_s: float, saved) -> None:
+        super().__init__(dirpath=dirpath, filename="last", save_on_train_epoch_end=True, enable_version_counter=False)
+        self.every_s, self.saved = every_s, saved
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.due = time.monotonic() + self.every_s
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Runs after EarlyStopping (Lightning calls checkpoint callbacks last): should_stop is set.
+        final = trainer.current_epoch + 1 >= trainer.max_epochs or trainer.should_stop
+        # Every process decides as the first does: a save waits for all of them at a barrier.
+        if trainer.strategy.broadcast(final or time.monotonic() >= self.due):
+            super().on_train_epoch_end(trainer, pl_module)
+            self.due = time.monotonic() + self.every_s
+            self.saved()
+
+
+class EpochRecorder(Callback):
+    """Epoch metrics: saved in every checkpoint, logged to MLflow once `last.ckpt` holds them.
+
+    `flush()` runs after each write of `last.ckpt` (and at the end of training), so a kill at
+    any moment leaves no epoch logged twice: a resumed run logs exactly the rows MLflow does
+    not have yet.
     """
 
     def __init__(self) -> None:
@@ -80,9 +128,6 @@ class EpochRecorder(Callback):
         for row in self.rows[self.logged :]:
             self.run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         self.logged = len(self.rows)
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.flush()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.flush()
@@ -138,6 +183,22 @@ class NonFiniteLoss(Callback):
                 f"(epoch {trainer.current_epoch + 1}, batch {batch + 1}); lower optim.lr or pick another optimizer; "
                 "the last good checkpoint is kept"
             )
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, redrawn at most 10 times a second and at each loop's end: it
+    redraws after every batch, and a redraw costs more than a small net's step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn = 0.0
+
+    def _should_update(self, current: int, total: int) -> bool:
+        now = time.monotonic()
+        if current != total and now - self.drawn < 0.1:
+            return False
+        self.drawn = now
+        return super()._should_update(current, total)
 
 
 def compile_seconds() -> float:
@@ -206,7 +267,8 @@ def write_curves(path: Path, rows: list[dict[str, float]]) -> None:
 
 def fingerprint(cfg: Config, data_dir: Path) -> str:
     """What a checkpoint must match to be resumed: everything that shapes training."""
-    trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k != "progress_bar"}
+    ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained
+    trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k not in ignored}
     settings = {
         "seed": cfg.seed,
         "batch_size": cfg.data.batch_size,
@@ -288,9 +350,10 @@ def train(
     speed_up(module.net, cfg.trainer.channels_last, cfg.trainer.compile)
 
     # Both save at the training epoch's end, after EpochRecorder has the epoch's row. `last` is its
-    # own callback (no monitor: every epoch, replacing the previous): ModelCheckpoint's save_last
-    # writes only in epochs that improved the monitored metric, so a kill after a run of epochs
-    # without a better val/acc would resume from the last improvement and redo them.
+    # own callback (no monitor, replacing the previous): ModelCheckpoint's save_last writes only in
+    # epochs that improved the monitored metric, so a kill after a run of epochs without a better
+    # val/acc would resume from the last improvement and redo them.
+    recorder = EpochRecorder()
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
@@ -299,11 +362,9 @@ def train(
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )
-    last_checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir, filename="last", save_on_train_epoch_end=True, enable_version_counter=False
-    )
-    recorder = EpochRecorder()
+    last_checkpoint = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
     callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, checkpoint, last_checkpoint]
+    callbacks += [ProgressBar()] if cfg.trainer.progress_bar else []
     early = None
     if cfg.trainer.early_stopping:
         # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
@@ -321,7 +382,7 @@ def train(
         logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
         callbacks=callbacks,
         gradient_clip_val=cfg.trainer.gradient_clip,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(held=("best.ckpt",))],
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
