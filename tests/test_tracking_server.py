@@ -1,4 +1,4 @@
-"""Pipeline runs logged to a real `mlflow server` on 127.0.0.1 (SQLite, then PostgreSQL), read back through its REST API."""
+"""Pipeline runs logged to a real `mlflow server` on PostgreSQL at 127.0.0.1, read back through its REST API."""
 
 from __future__ import annotations
 
@@ -40,36 +40,6 @@ def wait_for(url: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
             time.sleep(0.5)
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(url, server)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def api(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict:
     full = f"{url}/api/2.0/mlflow/{endpoint}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     data = json.dumps(body).encode() if body is not None else None
@@ -78,28 +48,8 @@ def api(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict
         return json.loads(r.read())
 
 
-def test_two_runs_side_by_side_on_a_tracking_server(mlflow_server, tmp_path):
-    work = project_copy(ROOT, tmp_path / "project")
-    for lr in ("0.002", "0.0005"):
-        dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=mlflow_server)
-    assert not (work / "mlflow.db").exists()  # nothing went to the embedded store
-
-    experiment = api(mlflow_server, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
-    runs = api(mlflow_server, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    assert len(runs) == 2
-    params = [{p["key"]: p["value"] for p in r["data"]["params"]} for r in runs]
-    assert sorted(p["optim.lr"] for p in params) == ["0.0005", "0.002"]
-    assert {p["model.name"] for p in params} == {"cnn"}  # what did not change is there too
-    for r in runs:
-        history = api(mlflow_server, "metrics/get-history", run_id=r["info"]["run_id"], metric_key="val/acc")
-        assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
-        assert any(m["key"] == "test/acc" for m in r["data"]["metrics"])
-        artifacts = api(mlflow_server, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
-        assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])
-
-
-def test_pipeline_on_a_team_server_backed_by_postgresql(tmp_path):
-    """`reprovision tracking-server`: PostgreSQL + `mlflow server`; a pipeline run read back through it."""
+def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
+    """`reprovision tracking-server`: PostgreSQL + `mlflow server`; two experiments' runs read back through it."""
     from reprovision.commands.tracking_server import postgres_bin
     from reprovision.errors import BadInput
 
@@ -131,13 +81,29 @@ def test_pipeline_on_a_team_server_backed_by_postgresql(tmp_path):
     )
     try:
         wait_for(url, server)
-        dvc(work, "exp", "run", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=url)
+        for lr in ("0.002", "0.0005"):
+            dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=url)
+        assert not (work / "mlflow.db").exists()  # nothing went to the embedded store
+
         experiment = api(url, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
-        (found,) = api(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-        history = api(url, "metrics/get-history", run_id=found["info"]["run_id"], metric_key="val/acc")
-        assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
-        model = api(url, "registered-models/get", name="digits-classifier")["registered_model"]
-        assert model["aliases"] == [{"alias": "champion", "version": "1"}]
+        runs = api(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        assert len(runs) == 2
+        params = [{p["key"]: p["value"] for p in r["data"]["params"]} for r in runs]
+        assert sorted(p["optim.lr"] for p in params) == ["0.0005", "0.002"]
+        assert {p["model.name"] for p in params} == {"cnn"}  # what did not change is there too
+        for r in runs:
+            history = api(url, "metrics/get-history", run_id=r["info"]["run_id"], metric_key="val/acc")
+            assert [m["step"] for m in history["metrics"]] == [1, 2, 3]
+            assert any(m["key"] == "test/acc" for m in r["data"]["metrics"])
+            artifacts = api(url, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
+            assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])
+        # Both registered; `champion` on the run with the better validation accuracy.
+        (alias,) = api(url, "registered-models/get", name="digits-classifier")["registered_model"]["aliases"]
+        champion = api(url, "model-versions/get", name="digits-classifier", version=alias["version"])
+        val_acc = {
+            r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}["best/val/acc"] for r in runs
+        }
+        assert alias["alias"] == "champion" and val_acc[champion["model_version"]["run_id"]] == max(val_acc.values())
     finally:
         server.terminate()
         output = server.communicate(timeout=60)[0]

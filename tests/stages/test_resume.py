@@ -70,6 +70,16 @@ def train_cmd(digits: Path, where: Path, *overrides: str) -> list[str]:
     ]
 
 
+def in_process(cmd: list[str], capsys) -> tuple[int, str, str]:
+    """`cmd` (a train_cmd) run by the same CLI in this process: no start-up, for runs not killed."""
+    from reprovision.cli import main
+
+    capsys.readouterr()
+    code = main(cmd[3:])  # after `python -m reprovision`
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(digits) -> Path:
     where = digits / "uninterrupted"
@@ -79,7 +89,7 @@ def uninterrupted(digits) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["TERM", "INT", "KILL"])
-def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig):
+def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig, capsys):
     where = digits / f"killed-{sig.name}"
     cmd = train_cmd(digits, where)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -93,9 +103,9 @@ def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig):
     assert not (where / "train.json").exists() and not (where / "models").exists()
     assert last.exists()
 
-    resumed = subprocess.run(cmd, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from" in resumed.stdout
+    code, out, err = in_process(cmd, capsys)  # the rerun, in this process: the kill was real
+    assert code == 0, err
+    assert "resuming from" in out
     assert (where / "curves.csv").read_text() == (uninterrupted / "curves.csv").read_text()
     assert (where / "train.json").read_text() == (uninterrupted / "train.json").read_text()
 
@@ -107,38 +117,34 @@ def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig):
     assert client.get_run(run_id).info.status == "FINISHED"
 
 
-def test_a_checkpoint_of_another_config_is_not_resumed(digits, uninterrupted, tmp_path):
+def test_a_checkpoint_of_another_config_is_not_resumed(digits, uninterrupted, capsys):
     where = digits / "other-config"
-    subprocess.run(train_cmd(digits, where, "trainer.max_epochs=2"), check=True, capture_output=True)
+    assert in_process(train_cmd(digits, where, "trainer.max_epochs=2"), capsys)[0] == 0
     # Leave a stale resume state behind, as a killed run of another config would.
     (where / "checkpoints" / "resume.json").write_text(json.dumps({"fingerprint": "other", "run": {}}))
-    proc = subprocess.run(
-        train_cmd(digits, where, "trainer.max_epochs=2", "optim.lr=0.002"), capture_output=True, text=True
-    )
-    assert proc.returncode == 0 and "resuming" not in proc.stdout
+    code, out, _ = in_process(train_cmd(digits, where, "trainer.max_epochs=2", "optim.lr=0.002"), capsys)
+    assert code == 0 and "resuming" not in out
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits):
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits, capsys):
     where = digits / "diverges"
-    proc = subprocess.run(train_cmd(digits, where, "optim=sgd", "optim.lr=1e12"), capture_output=True, text=True)
-    assert proc.returncode == 1
-    message = proc.stderr.strip().splitlines()[-1]
+    code, _, err = in_process(train_cmd(digits, where, "optim=sgd", "optim.lr=1e12"), capsys)
+    assert code == 1
+    message = err.strip().splitlines()[-1]
     assert message.startswith("reprovision train: failed: training loss is nan at step") or "inf" in message
     assert "lower optim.lr" in message
     assert not (where / "models").exists()
 
 
-def test_gpu_requested_without_a_gpu_is_a_config_error(digits):
+def test_gpu_requested_without_a_gpu_is_a_config_error(digits, capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    proc = subprocess.run(train_cmd(digits, digits / "gpu", "trainer.accelerator=gpu"), capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert (
-        proc.stderr.strip().splitlines()[-1].startswith("reprovision train: error: trainer.accelerator=gpu but no GPU")
-    )
+    code, _, err = in_process(train_cmd(digits, digits / "gpu", "trainer.accelerator=gpu"), capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("reprovision train: error: trainer.accelerator=gpu but no GPU")
 
 
-def test_unreachable_tracking_server_fails_before_training(digits, tmp_path):
+def test_unreachable_tracking_server_fails_before_training(digits, capsys):
     import socket
 
     with socket.socket() as s:
@@ -146,11 +152,9 @@ def test_unreachable_tracking_server_fails_before_training(digits, tmp_path):
         port = s.getsockname()[1]
     where = digits / "no-server"
     start = time.monotonic()
-    proc = subprocess.run(
-        train_cmd(digits, where, f"tracking.uri=http://user:pw@127.0.0.1:{port}"), capture_output=True, text=True
-    )
-    assert proc.returncode == 2 and time.monotonic() - start < 30
-    line = proc.stderr.strip().splitlines()[-1]
+    code, _, err = in_process(train_cmd(digits, where, f"tracking.uri=http://user:pw@127.0.0.1:{port}"), capsys)
+    assert code == 2 and time.monotonic() - start < 30
+    line = err.strip().splitlines()[-1]
     assert "MLflow tracking server http://***@127.0.0.1" in line and "unreachable" in line and "pw" not in line
     assert not (where / "checkpoints" / "last.ckpt").exists()
 
