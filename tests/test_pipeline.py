@@ -1,13 +1,14 @@
 """The real pipeline: `dvc repro`, `dvc exp run`, the check and reproduce, in a fresh copy.
 
 One full `dvc repro` (the module fixture) is shared; the tests after it build on each other in
-file order (a worse experiment, then reproducing the first run), as a user would.
+file order (a worse experiment, a teammate reproducing the first run, a killed run), as a user would.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +33,8 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     work = project_copy(ROOT, tmp_path_factory.mktemp("project"))
     output = dvc(work, "repro")
     run_id = json.loads((work / "models" / "run.json").read_text())["run_id"]
-    return SimpleNamespace(work=work, output=output, run_id=run_id)
+    eval_json = (work / "metrics" / "eval.json").read_bytes()
+    return SimpleNamespace(work=work, output=output, run_id=run_id, eval_json=eval_json)
 
 
 def test_repro_runs_all_six_stages_and_meets_the_accuracy_bar(pipeline):
@@ -109,13 +111,6 @@ def test_check_passes_on_the_unchanged_run(pipeline):
     assert "### reprovision check passed" in summary.read_text()
 
 
-def test_two_runs_from_clean_give_byte_identical_metrics(pipeline, tmp_path):
-    work = pipeline.work
-    other = project_copy(ROOT, tmp_path)
-    dvc(other, "repro")
-    assert (other / "metrics" / "eval.json").read_bytes() == (work / "metrics" / "eval.json").read_bytes()
-
-
 def test_a_worse_experiment_reruns_only_downstream_stages_and_fails_the_check(pipeline):
     work = pipeline.work
     subprocess.run(["git", "add", "-A"], cwd=work, check=True)  # commit the first run, as a user would
@@ -135,14 +130,21 @@ def test_a_worse_experiment_reruns_only_downstream_stages_and_fails_the_check(pi
     assert "test/acc" in proc.stderr.splitlines()[-1]  # the one-line verdict names the metric
 
 
-def test_reproduce_a_recorded_run_gives_identical_metrics(pipeline):
-    work = pipeline.work
-    first_id = pipeline.run_id
-    proc = reprovision(work, "reproduce", first_id)
+def test_a_fresh_clone_reproduces_a_recorded_run_from_clean_with_byte_identical_metrics(pipeline, tmp_path):
+    """A teammate's clone, with no data yet and an experiment of their own in params.yaml, reproduces
+    the first run from the shared store: every stage reruns from clean, the metrics match exactly."""
+    work, first_id = pipeline.work, pipeline.run_id
+    other = project_copy(ROOT, tmp_path)
+    params = other / "params.yaml"
+    params.write_text(params.read_text().replace("lr: 0.001", "lr: 0.05"))
+    store = f"sqlite:///{work / 'mlflow.db'}"
+    proc = run(other, sys.executable, "-m", "reprovision", "reproduce", first_id, MLFLOW_TRACKING_URI=store)
+    assert ran(proc.stdout + proc.stderr) == list(STAGES)
     assert "identical metrics" in proc.stdout
-    assert "lr: 0.001" in (work / "params.yaml").read_text()  # the first run's config is back
-    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
-    new = client.get_run(json.loads((work / "models" / "run.json").read_text())["run_id"])
+    assert "lr: 0.001" in params.read_text()  # the first run's config is back
+    assert (other / "metrics" / "eval.json").read_bytes() == pipeline.eval_json
+    client = MlflowClient(store)
+    new = client.get_run(json.loads((other / "models" / "run.json").read_text())["run_id"])
     assert new.data.tags["reproduces"] == first_id
     assert new.data.metrics["test/acc"] == client.get_run(first_id).data.metrics["test/acc"]
 
@@ -172,8 +174,7 @@ def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
     import psutil
 
     work = pipeline.work
-    # Enough epochs that the kill lands mid-training (the test before left max_epochs at 1), and a
-    # last.ckpt every epoch.
+    # Enough epochs that the kill lands mid-training, and a last.ckpt every epoch.
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["trainer"].update(max_epochs=30, checkpoint_every_s=0)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -9,7 +9,7 @@ metrics as an uninterrupted run; any other config starts afresh.
 `last.ckpt` is written at the end of the first epoch that ends `trainer.checkpoint_every_s`
 seconds after the previous write, and of the final epoch; the epoch rows it holds then go to
 MLflow. Sub-second epochs (small data, a GPU) do not pay a checkpoint and a database write
-each; a kill loses at most that many seconds of training.
+each; a kill loses at most that many seconds of training, plus the epoch under way.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     mid-write leaves the previous checkpoint intact.
 
     Files named in `held` stay in memory until another file is written, and are written just
-    before it: the best checkpoint (saved whenever val/acc improves) never reaches disk from an
-    epoch after `last.ckpt`'s, so a run resumed from `last.ckpt` never finds a best from epochs
-    it is about to redo."""
+    before it: the best checkpoint (saved whenever val/acc improves) reaches disk together with
+    `last.ckpt`, so a run resumed from `last.ckpt` finds no best from epochs it is about to redo
+    (but for a kill between the two writes; deterministic training then redoes the same best)."""
 
     def __init__(self, held: tuple[str, ...] = ()) -> None:
         super().__init__()
@@ -66,10 +66,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             # Copies: the checkpoint's tensors are the live weights and optimizer state.
             self.pending[path] = apply_to_collection(checkpoint, torch.Tensor, torch.clone)
             return
-        for held_path, held in self.pending.items():
-            self._write(held, held_path)
-        self.pending.clear()
+        self.write_held()
         self._write(checkpoint, path)
+
+    def write_held(self) -> None:
+        for path, held in self.pending.items():
+            self._write(held, path)
+        self.pending.clear()
 
     @staticmethod
     def _write(checkpoint: dict[str, Any], path) -> None:
@@ -354,6 +357,7 @@ def train(
     # epochs that improved the monitored metric, so a kill after a run of epochs without a better
     # val/acc would resume from the last improvement and redo them.
     recorder = EpochRecorder()
+    checkpoint_io = AtomicCheckpointIO(held=("best.ckpt",))
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
@@ -382,7 +386,7 @@ def train(
         logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
         callbacks=callbacks,
         gradient_clip_val=cfg.trainer.gradient_clip,
-        plugins=[AtomicCheckpointIO(held=("best.ckpt",))],
+        plugins=[checkpoint_io],
         enable_progress_bar=cfg.trainer.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -449,6 +453,7 @@ def train(
 
     if not leader:
         return None  # rank 0 writes the outputs and finishes the MLflow run
+    checkpoint_io.write_held()  # written with the final last.ckpt, unless training ended otherwise
     rows = recorder.rows
     best = max(rows, key=lambda r: r["val/acc"])  # first epoch with the best val/acc
     summary = {k: best[k] for k in ("val/acc", "val/loss", "train/acc", "train/loss")}
