@@ -1,13 +1,20 @@
-"""The LightningModule: the optimizer it builds and its test-time augmentation."""
+"""The LightningModule: the optimizer it builds, its epoch metrics and its test-time augmentation."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
+import pytest
+import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
 from reprovision.config import compose, validate
+from reprovision.data.datamodule import NormalisedDataModule
+from reprovision.files import load_arrays
 from reprovision.models.system import ImageClassifier
+from reprovision.stages.normalise import normalise
 from reprovision.stages.train import speed_up
 
 
@@ -27,6 +34,36 @@ def test_the_optimizer_uses_the_fused_kernel_where_torch_has_one(root):
     for option, fused in (("adam", True), ("nesterov", True), ("adagrad", True), ("rmsprop", None)):
         optimizer = classifier(root, f"optim={option}").configure_optimizers()  # constant schedule: no trainer
         assert optimizer.defaults.get("fused") is fused, option
+
+
+def test_epoch_metrics_count_every_image_once(tiny_split, tmp_path, root):
+    # A learning rate too small to move the weights: the epoch's loss and accuracy must be the
+    # starting net's over each whole split. 60 training images in batches of 16 end with a batch
+    # of 12, and 15 validation images in batches of 4 with one of 3, so a mean of batch means
+    # would differ from the mean over images.
+    normalise(tiny_split, tmp_path / "norm")
+    data = NormalisedDataModule(tmp_path / "norm", batch_size=16, eval_batch_size=4)
+    cfg = validate(compose(root / "conf", ["model=mlp", "model.hidden=[16]", "optim=sgd", "optim.lr=1e-12"]))
+    stats = data.stats
+    module = ImageClassifier(
+        dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), stats["classes"], stats["image_shape"],
+        stats["mean"], stats["std"],
+    )  # fmt: skip
+    start = copy.deepcopy(module.net)
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=data)
+
+    for split in ("train", "val"):
+        arrays = load_arrays(tmp_path / "norm" / f"{split}.npz")
+        x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+        with torch.no_grad():
+            logits = start(x)
+        acc, loss = (float(trainer.callback_metrics[f"{split}/{k}"]) for k in ("acc", "loss"))
+        assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()), abs=1e-6), split
+        assert loss == pytest.approx(float(F.cross_entropy(logits, y)), abs=1e-6), split
 
 
 def test_flip_tta_averages_the_probabilities_of_an_image_and_its_mirror(root):
