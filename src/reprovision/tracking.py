@@ -85,6 +85,7 @@ def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
 
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value; the full config is an artifact
+MAX_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch
 
 
 def run_params(cfg: Config) -> dict[str, object]:
@@ -202,12 +203,23 @@ class PipelineRun:
             self.client.set_tag(self.run_id, key, value)
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        self.log_steps({step: metrics})
+
+    def log_steps(self, steps: dict[int, dict[str, float]]) -> None:
+        """Metrics at several steps in as few MLflow requests as its batch limit allows (one
+        commit each, not one per step), each holding whole steps: a kill leaves no step
+        half-logged."""
         from mlflow.entities import Metric
 
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        for i in range(0, len(batch), 1000):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        now, batches = int(time.time() * 1000), [[]]
+        for step, metrics in steps.items():
+            row = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+            if len(batches[-1]) + len(row) > MAX_BATCH_METRICS:
+                batches.append([])
+            batches[-1] += row
+        for batch in batches:
+            for i in range(0, len(batch), MAX_BATCH_METRICS):  # splits only a step over the limit
+                self.client.log_batch(self.run_id, metrics=batch[i : i + MAX_BATCH_METRICS])
 
     def last_step(self, key: str) -> int:
         """The highest step logged for `key` (0 if none): where a resumed run picks up."""

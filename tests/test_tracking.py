@@ -1,0 +1,34 @@
+"""MLflow logging: a run's metrics reach the tracking store whole, in few requests."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from mlflow.tracking import MlflowClient
+
+from reprovision.tracking import MAX_BATCH_METRICS, PipelineRun
+
+
+def test_metrics_at_many_steps_reach_mlflow_whole_in_few_requests(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("epochs")).info.run_id
+    run = PipelineRun({"run_id": run_id, "tracking_uri": uri})
+    requests, log_batch = [], run.client.log_batch
+    run.client.log_batch = lambda run_id, metrics: requests.append(metrics) or log_batch(run_id, metrics=metrics)
+
+    # 300 epochs of 7 metrics: three requests of whole epochs (a kill never leaves one half-logged).
+    run.log_steps({step: {f"m{k}": step + k / 10 for k in range(7)} for step in range(1, 301)})
+    assert len(requests) == 3
+    for batch in requests:
+        assert len(batch) <= MAX_BATCH_METRICS
+        assert set(Counter(m.step for m in batch).values()) == {7}
+    for k in range(7):
+        history = client.get_metric_history(run_id, f"m{k}")
+        assert sorted((m.step, m.value) for m in history) == [(s, s + k / 10) for s in range(1, 301)]
+
+    # One step over MLflow's limit (per-class metrics of many classes) is split, not refused.
+    requests.clear()
+    run.log_metrics({f"class{i}/recall": i / 1500 for i in range(1500)})
+    assert [len(batch) for batch in requests] == [1000, 500]
+    assert client.get_run(run_id).data.metrics["class1499/recall"] == 1499 / 1500
