@@ -6,13 +6,15 @@
     there), same net, batch size and recipe, in the same bare loop: training images/s;
 (b) overhead: the real train stage (Lightning + MLflow + checkpoints, a fresh process, as
     `dvc repro` runs it) versus a bare PyTorch loop with the same net and recipe (optimizer,
-    schedule, precision, channels_last, compile, augmentation, a validation pass per epoch),
-    for the same epochs, each in a fresh process so neither finds the device warm. The
-    stage's training time is its fit loop less compiling (its timing.json); start-up
-    (imports, data, MLflow run) and compiling are reported apart.
+    schedule, precision, deterministic kernels, channels_last, compile, augmentation, a
+    validation pass per epoch), for the same epochs, each in a fresh process so neither finds
+    the device warm. Between them, the bare loop through Lightning alone (Trainer.fit with
+    nothing of the stage's): how much of the gap is Lightning's own. The stage's training time
+    is its fit loop less compiling (its timing.json); start-up (imports, data, MLflow run) and
+    compiling are reported apart.
 
-Each measurement is repeated (`--repeat`, the bare loop and the stage taking turns) and the
-fastest kept: on a shared machine the noise only ever adds time.
+Each measurement is repeated (`--repeat`, the three taking turns) and the fastest kept: on a
+shared machine the noise only ever adds time.
 
     python bench/speed.py                                                    # digits, cnn
     python bench/speed.py --data mnist --mirror ../shared/datasets/mnist --epochs 2
@@ -27,6 +29,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -35,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from stage import ROOT, prepare, run_stages  # bench/stage.py: python puts bench/ on sys.path
@@ -44,7 +48,7 @@ from reprovision.data.augment import flip_crop
 from reprovision.files import load_arrays, read_json
 from reprovision.models.nets import build_net, init_weights
 from reprovision.models.system import OPTIMIZERS, lr_factor
-from reprovision.stages.train import compile_seconds
+from reprovision.stages.train import PRECISION, Stopwatch, compile_seconds
 
 AUTOCAST = {"32": None, "bf16-mixed": torch.bfloat16}
 
@@ -57,6 +61,11 @@ class BareLoop:
         if cfg.trainer.precision not in AUTOCAST:
             raise SystemExit(f"bench: trainer.precision={cfg.trainer.precision} is not supported here; use 32 or bf16")
         torch.manual_seed(cfg.seed)
+        if cfg.trainer.deterministic:
+            # As Trainer(deterministic=True) sets it for the stage: it picks the kernels, so it is
+            # part of the recipe, not of the stage's overhead.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
         model = dataclasses.asdict(cfg.model)
         net = build_net(model.pop("name"), shape, classes, **{k: v for k, v in model.items() if k != "init"})
         init_weights(net, cfg.model.init)
@@ -160,6 +169,69 @@ def bare_run(cfg, work: Path, device: torch.device, classes: int) -> dict:
     return {"seconds": sync(device) - start - (compile_seconds() - compiled), "val_acc": val_acc}
 
 
+class Batches:
+    """`project_batches` as a loader Lightning can iterate once per epoch."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, padding: int = 0, flip: bool = False) -> None:
+        self.args = (x, y, batch, padding, flip)
+
+    def __len__(self) -> int:
+        return -(-len(self.args[0]) // self.args[2])
+
+    def __iter__(self):
+        return project_batches(*self.args)
+
+
+class LightningAlone(pl.LightningModule):
+    """The bare loop's net, optimizer and schedule through Lightning's Trainer.fit, with nothing
+    of the stage's: no metrics, logging, checkpoints, progress bar or callbacks of its own, and
+    a validation pass that only counts right answers. What Lightning itself costs."""
+
+    def __init__(self, loop: BareLoop) -> None:
+        super().__init__()
+        self.net, self.loop = loop.net, loop
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y, label_smoothing=self.loop.cfg.trainer.label_smoothing)
+
+    def on_validation_epoch_start(self) -> None:
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.correct += (self.net(x).argmax(1) == y).sum()
+
+    def configure_optimizers(self):
+        schedule = {"scheduler": self.loop.schedule, "interval": "step"}
+        return {"optimizer": self.loop.optimizer, "lr_scheduler": schedule}
+
+
+def lightning_run(cfg, work: Path, device: torch.device, classes: int) -> dict:
+    """(b)'s Lightning-alone loop: the bare loop's epochs through Trainer.fit, timed as the
+    stage times its fit loop (its Stopwatch callback), in a fresh process."""
+    x, y, xv, yv = splits(work, device)
+    d, t = cfg.data, cfg.trainer
+    module = LightningAlone(BareLoop(cfg, list(x.shape[1:]), classes, -(-len(x) // d.batch_size), device))
+    stopwatch = Stopwatch(time.perf_counter())
+    trainer = pl.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=device.type,
+        devices=1,
+        precision=PRECISION[t.precision],
+        deterministic=t.deterministic,
+        gradient_clip_val=t.gradient_clip,
+        logger=False,
+        callbacks=[stopwatch],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, Batches(x, y, d.batch_size, d.crop_padding, d.flip), Batches(xv, yv, d.eval_batch_size))
+    return {"seconds": stopwatch.seconds["train_s"], "val_acc": module.correct.item() / len(xv)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="digits")
@@ -172,6 +244,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default: the dataset's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--bare-run", type=Path, help=argparse.SUPPRESS)  # internal: (b)'s bare loop in WORK
+    parser.add_argument("--lightning-run", type=Path, help=argparse.SUPPRESS)  # internal: (b)'s Lightning alone
     args = parser.parse_args()
 
     overrides = [f"data={args.data}", f"model={args.model}", *args.set, f"trainer.max_epochs={args.epochs}"]
@@ -179,10 +252,11 @@ def main() -> None:
     cfg = validate(compose(ROOT / "conf", overrides))
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     d = cfg.data
-    if args.bare_run:
-        classes = len(read_json(args.bare_run / "normalised" / "stats.json")["classes"])
-        print(json.dumps(bare_run(cfg, args.bare_run, device, classes)))
-        return
+    for work, loop in ((args.bare_run, bare_run), (args.lightning_run, lightning_run)):
+        if work:
+            classes = len(read_json(work / "normalised" / "stats.json")["classes"])
+            print(json.dumps(loop(cfg, work, device, classes)))
+            return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         prepare(work, overrides)
@@ -207,17 +281,18 @@ def main() -> None:
             )
             classic = min(classic, sync(device) - start)
 
-        # (b) the bare loop and the stage, each a fresh process, taking turns; the fastest of each.
+        # (b) the bare loop, Lightning alone and the stage, each a fresh process, taking turns; the
+        # fastest of each.
         del loop, x, y  # free the device for the processes to come
-        bare, stage = {"seconds": float("inf")}, {"train_s": float("inf")}
+
+        def fresh(flag: str) -> dict:
+            cmd = [sys.executable, __file__, *sys.argv[1:], flag, str(work)]
+            return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+
+        bare, alone, stage = {"seconds": float("inf")}, {"seconds": float("inf")}, {"train_s": float("inf")}
         for i in range(args.repeat):
-            proc = subprocess.run(
-                [sys.executable, __file__, *sys.argv[1:], "--bare-run", str(work)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            bare = min(bare, json.loads(proc.stdout.splitlines()[-1]), key=lambda r: r["seconds"])
+            bare = min(bare, fresh("--bare-run"), key=lambda r: r["seconds"])
+            alone = min(alone, fresh("--lightning-run"), key=lambda r: r["seconds"])
             stage = min(stage, run_stages(work, overrides, f"stage-{i}"), key=lambda r: r["train_s"])
 
     name = args.name or d.name
@@ -240,8 +315,11 @@ def main() -> None:
             "epochs": args.epochs,
             "bare_loop_s": bare["seconds"],
             "bare_val_acc": bare["val_acc"],
+            "lightning_alone_s": alone["seconds"],
+            "lightning_alone_ratio": alone["seconds"] / bare["seconds"],
             "stage_train_s": stage["train_s"],
             "ratio": stage["train_s"] / bare["seconds"],
+            "stage_over_lightning_alone": stage["train_s"] / alone["seconds"],
             "stage_startup_s": stage["startup_s"],
             "stage_compile_s": stage["compile_s"],
             "stage_total_s": stage["total_s"],
@@ -256,6 +334,9 @@ def main() -> None:
         f"{a['classic_images_per_s']:,.0f} | {a['project_images_per_s']:,.0f} | {a['ratio']:.2f}x faster |",
         f"| (b) {args.epochs} epochs of training, validation every epoch, s | {bare['seconds']:.2f} | "
         f"{stage['train_s']:.2f} | {b['ratio']:.2f}x |",
+        f"| (b) the same through Lightning alone (Trainer.fit, nothing of the stage's), s | {bare['seconds']:.2f} | "
+        f"{alone['seconds']:.2f} | {b['lightning_alone_ratio']:.2f}x (the stage: "
+        f"{b['stage_over_lightning_alone']:.2f}x Lightning alone) |",
         f"| (b) the stage's start-up / compile / whole process, s | | {stage['startup_s']:.1f} / "
         f"{stage['compile_s']:.1f} / {stage['process_s']:.1f} | |",
     ]
