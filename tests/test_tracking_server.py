@@ -81,8 +81,16 @@ def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
     )
     try:
         wait_for(url, server)
+        # Two queued experiments in parallel workers: both write to the server, and race to
+        # register their models, at the same time.
         for lr in ("0.002", "0.0005"):
-            dvc(work, "exp", "run", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=3", MLFLOW_TRACKING_URI=url)
+            dvc(work, "exp", "run", "--queue", "-S", f"optim.lr={lr}", "-S", "trainer.max_epochs=3")
+        dvc(work, "queue", "start", "-j", "2", MLFLOW_TRACKING_URI=url)
+        deadline = time.monotonic() + 300
+        while "Queued" in (status := dvc(work, "queue", "status")) or "Running" in status:
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+        assert status.count("Success") == 2, status
         assert not (work / "mlflow.db").exists()  # nothing went to the embedded store
 
         experiment = api(url, "experiments/get-by-name", experiment_name="reprovision")["experiment"]
