@@ -188,3 +188,31 @@ def test_two_trainings_share_one_mlflow_store_safely(digits):
         run = client.get_run(run_id)
         assert run.data.params["seed"] == str(i) and run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run_id, "val/acc")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_an_early_stopped_run_interrupted_while_logging_its_model_resumes_without_training(digits, capsys, monkeypatch):
+    # Ctrl-C after early stopping wrote the final last.ckpt, while the model goes to MLflow: the
+    # rerun must finish that run as it was, not train on past the stop.
+    from reprovision import tracking
+
+    where = digits / "early-stopped"
+    cmd = train_cmd(digits, where, "trainer.max_epochs=40", "trainer.early_stopping=1")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking, "log_classifier", interrupt)
+    assert in_process(cmd, capsys)[0] == 130
+    monkeypatch.undo()
+    run_id = json.loads((where / "checkpoints" / "resume.json").read_text())["run"]["run_id"]
+    client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
+    stopped = len(client.get_metric_history(run_id, "val/acc"))
+    assert 2 <= stopped < 40  # it did stop early
+
+    code, out, err = in_process(cmd, capsys)
+    assert code == 0, err
+    assert "resuming from" in out
+    assert len((where / "curves.csv").read_text().splitlines()) == 1 + stopped
+    assert [m.step for m in client.get_metric_history(run_id, "val/acc")] == list(range(1, stopped + 1))
+    assert json.loads((where / "train.json").read_text())["epochs"] == stopped
+    assert client.get_run(run_id).info.status == "FINISHED"

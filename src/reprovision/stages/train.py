@@ -192,6 +192,17 @@ class NonFiniteLoss(Callback):
             )
 
 
+class ResumableEarlyStopping(EarlyStopping):
+    """EarlyStopping whose stop survives a resume. Lightning restores its counters from the
+    checkpoint but not the Trainer's `should_stop`: a run killed after its early-stopped final
+    checkpoint (while its model goes to MLflow) would train on past the stop when resumed."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.stopped_epoch > 0:  # restored from a checkpoint saved after the stop
+            trainer.should_stop = True
+
+
 class ProgressBar(TQDMProgressBar):
     """Lightning's progress bar, redrawn at most 10 times a second and at each loop's end: it
     redraws after every batch, and a redraw costs more than a small net's step."""
@@ -376,7 +387,9 @@ def train(
     early = None
     if cfg.trainer.early_stopping:
         # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
-        early = EarlyStopping(monitor="val/acc", mode="max", patience=cfg.trainer.early_stopping, check_finite=True)
+        early = ResumableEarlyStopping(
+            monitor="val/acc", mode="max", patience=cfg.trainer.early_stopping, check_finite=True
+        )
         callbacks.append(early)
     trainer = pl.Trainer(
         max_epochs=cfg.trainer.max_epochs,
