@@ -47,8 +47,9 @@ from reprovision.config import compose, validate
 from reprovision.data.augment import flip_crop
 from reprovision.files import load_arrays, read_json
 from reprovision.models.nets import build_net, init_weights
-from reprovision.models.system import OPTIMIZERS, lr_factor
-from reprovision.stages.train import PRECISION, Stopwatch, compile_seconds
+from reprovision.models.optimizers import OPTIMIZERS, lr_factor
+from reprovision.training.build import PRECISION
+from reprovision.training.timing import Stopwatch, compile_seconds
 
 AUTOCAST = {"32": None, "bf16-mixed": torch.bfloat16}
 

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from reprovision.config import compose, validate  # noqa: E402
-from reprovision.stages.download import download  # noqa: E402
-from reprovision.stages.normalise import normalise  # noqa: E402
-from reprovision.stages.split import split  # noqa: E402
+from reprovision.data.normalise import normalise  # noqa: E402
+from reprovision.data.sources import download  # noqa: E402
+from reprovision.data.splitting import split  # noqa: E402
 
 
 def prepare(work: Path, overrides: list[str]) -> dict:

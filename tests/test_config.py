@@ -10,6 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from reprovision import config
 from reprovision.config import compose, flatten, load_config, validate
 from reprovision.errors import ConfigError
 
@@ -20,6 +21,15 @@ def test_committed_params_equal_composition_of_conf(root):
     composed = OmegaConf.to_container(compose(root / "conf"))
     committed = yaml.safe_load((root / "params.yaml").read_text())
     assert committed == composed, "params.yaml is stale: run `make params` and commit it"
+
+
+def test_config_dataset_names_match_the_registry():
+    # config spells the names out so that it need not import the dataset readers: keep them equal.
+    from reprovision.data import sources
+
+    assert config.IMAGEFOLDER == sources.IMAGEFOLDER
+    assert set(config.DATASETS) == set(sources.SOURCES) | {sources.IMAGEFOLDER}
+    assert len(config.DATASETS) == len(set(config.DATASETS))
 
 
 def test_default_config_is_valid(root):

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from reprovision.config import compose, validate
 from reprovision.errors import BadInput
-from reprovision.models.system import load_classifier
+from reprovision.models.classifier import load_classifier
 from reprovision.tracking import MAX_PARAM_CHARS, PipelineRun
 
 

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     parser = argparse.ArgumentParser(prog=f"reprovision {command}", description=module.__doc__)
     module.add_arguments(parser)
+    parser.set_defaults(started=STARTED)  # stages that time themselves count from the command's start
     args = parser.parse_args(argv[1:])  # exits 2 on bad arguments
     try:
         module.run(args)

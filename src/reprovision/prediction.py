@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reprovision.data.sources import decode_image
+from reprovision.data.imagefolder import decode_image
 from reprovision.errors import BadInput
-from reprovision.models.system import ImageClassifier
+from reprovision.models.classifier import ImageClassifier
 
 BATCH = 256  # images decoded and classified at a time
 

@@ -18,7 +18,7 @@ from mlflow.pyfunc import PythonModel
 
 class ImageFileClassifier(PythonModel):
     def load_context(self, context) -> None:
-        from reprovision.models.system import load_classifier
+        from reprovision.models.classifier import load_classifier
 
         self.module = load_classifier(context.artifacts["checkpoint"])
 

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from reprovision.cli import main
-from reprovision.commands.check import compare, markdown_table
 from reprovision.config import Tolerance
+from reprovision.regression import compare, markdown_table
 
 HIGHER = Tolerance(direction="higher", absolute=0.01)
 LOWER = Tolerance(direction="lower", absolute=0.0, relative=0.1)

@@ -12,7 +12,7 @@ from tests.project import ROOT
 from reprovision.config import MODEL_SCHEMAS, OPTIM_SCHEMAS, SCHEDULES, compose, validate
 from reprovision.data.augment import flip_crop
 from reprovision.models.nets import NETS, build_net, init_weights
-from reprovision.models.system import OPTIMIZERS, lr_factor
+from reprovision.models.optimizers import OPTIMIZERS, lr_factor
 
 MODEL_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIM_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "optim").glob("*.yaml") if not p.stem.startswith("_"))

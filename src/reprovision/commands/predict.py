@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from reprovision.errors import BadInput
-from reprovision.models.system import ImageClassifier, load_classifier
+from reprovision.models.classifier import ImageClassifier, load_classifier
 from reprovision.prediction import class_probabilities, top_k
 
 

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 
 from reprovision import tracking
-from reprovision.commands.check import compare, read_metrics, text_table
 from reprovision.config import Tolerance, load_config
 from reprovision.errors import BadInput, StageFailed
 from reprovision.files import atomic_file
+from reprovision.regression import compare, read_metrics, text_table
 
 
 def fetch_run_config(run_id: str, uri: str) -> tuple[str, dict[str, str], dict[str, float]]:

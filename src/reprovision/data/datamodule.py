@@ -11,6 +11,9 @@ Two ways to batch them (`data.loader`):
 batch_size / N images per step from its own shard, so the optimiser sees the same batch size
 (and the learning rate means the same) on 1 process or N. Validation and test use
 `eval_batch_size` per process: the batch size does not change what they measure.
+
+Training batches are augmented (`crop_padding`, `flip`) after they reach the device, in whole
+batches: validation, test and predict batches never are.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, TensorDataset
 
+from reprovision.data.augment import flip_crop
 from reprovision.errors import ConfigError
 from reprovision.files import load_arrays, read_json
 
@@ -59,6 +63,8 @@ class NormalisedDataModule(pl.LightningDataModule):
         seed: int = 0,
         loader: str = "device",
         eval_batch_size: int = 1024,
+        crop_padding: int = 0,
+        flip: bool = False,
     ) -> None:
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -66,6 +72,7 @@ class NormalisedDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed  # the training shards' shuffle under data-parallel training
         self.loader = loader
+        self.crop_padding, self.flip = crop_padding, flip
         self.stats = read_json(self.data_dir / "stats.json")
         self.datasets: dict[str, TensorDataset] = {}
 
@@ -109,6 +116,13 @@ class NormalisedDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
         )
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        # Augment whole training batches where they now live (GPU or CPU), never val/test.
+        if self.trainer.training and (self.crop_padding or self.flip):
+            x, y = batch
+            batch = (flip_crop(x, self.crop_padding, self.flip), y)
+        return batch
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train")

@@ -11,27 +11,16 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
 from reprovision.errors import DataError
+from reprovision.urls import masked
 
 log = logging.getLogger("reprovision.download")
 T = TypeVar("T")
 CHUNK = 1 << 20
 TIMEOUT_S = 30
-
-
-def masked(location: str) -> str:
-    """A URL with any user:password part hidden, for logs."""
-    parts = urlsplit(location)
-    if parts.password is None and parts.username is None:
-        return location
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _progress(total: int | None, name: str) -> tqdm:

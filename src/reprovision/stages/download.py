@@ -6,17 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from reprovision.config import DataConfig, load_config
-from reprovision.data.sources import fetch
-from reprovision.files import atomic_dir, write_json
-
-
-def download(cfg: DataConfig, out_dir: Path) -> dict:
-    """Fetch dataset `cfg.name` into `out_dir`: replaced whole, and only once every file verified."""
-    with atomic_dir(out_dir) as tmp:
-        manifest = fetch(cfg.name, cfg, tmp)
-        write_json(tmp / "manifest.json", manifest)
-    return manifest
+from reprovision.config import load_config
+from reprovision.data.sources import download
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

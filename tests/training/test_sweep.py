@@ -10,9 +10,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from tests.project import ROOT
 
-from reprovision.commands.sweep import narrow, run_sweep, sample
 from reprovision.config import RangeConfig, compose, validate
-from reprovision.stages.train import train
+from reprovision.training.fit import train
+from reprovision.training.paths import TrainPaths
+from reprovision.training.sweep import narrow, run_sweep, sample
 
 
 def test_random_ranges_narrow_around_the_best_trials():
@@ -31,9 +32,9 @@ def test_random_ranges_narrow_around_the_best_trials():
 def test_three_trial_search_on_digits(tmp_path, monkeypatch, sampler):
     from tests.data.formats import data_config
 
-    from reprovision.stages.download import download
-    from reprovision.stages.normalise import normalise
-    from reprovision.stages.split import split
+    from reprovision.data.normalise import normalise
+    from reprovision.data.sources import download
+    from reprovision.data.splitting import split
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     download(data_config(), tmp_path / "raw")
@@ -73,15 +74,9 @@ def test_three_trial_search_on_digits(tmp_path, monkeypatch, sampler):
     again = tmp_path / "again"
     (again).mkdir()
     (again / "params.yaml").write_text("seed: 42\n")
-    summary = train(
-        cfg,
-        again / "params.yaml",
-        tmp_path / "normalised",
-        tmp_path / "split" / "summary.json",
-        again / "ckpt",
-        again / "models",
-        again / "train.json",
-        again / "curves.csv",
+    paths = TrainPaths.scratch(
+        again, again / "params.yaml", tmp_path / "normalised", tmp_path / "split" / "summary.json"
     )
+    summary = train(cfg, paths)
     assert summary["val/acc"] == result["best"]["val/acc"]
     assert dataclasses.asdict(cfg.optim)["weight_decay"] == pytest.approx(result["best"]["optim.weight_decay"])

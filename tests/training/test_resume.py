@@ -17,12 +17,20 @@ from omegaconf import OmegaConf
 from tests.data.formats import data_config
 
 from reprovision.config import compose
-from reprovision.stages.download import download
-from reprovision.stages.normalise import normalise
-from reprovision.stages.split import split
-from reprovision.stages.train import AtomicCheckpointIO
+from reprovision.data.normalise import normalise
+from reprovision.data.sources import download
+from reprovision.data.splitting import split
+from reprovision.training.checkpoints import AtomicCheckpointIO
 
 ROOT = Path(__file__).resolve().parents[2]
+CALLBACK_STATE_KEYS = (
+    "EpochRecorder",
+    "ModelCheckpoint{'monitor': 'val/acc', 'mode': 'max', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+    "'train_time_interval': None}",
+    "LastCheckpoint{'monitor': None, 'mode': 'min', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+    "'train_time_interval': None}",
+    "ResumableEarlyStopping{'monitor': 'val/acc', 'mode': 'max'}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +142,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits, caps
     assert message.startswith("reprovision train: failed: training loss is nan at step") or "inf" in message
     assert "lower optim.lr" in message
     assert not (where / "models").exists()
+    run_id = json.loads((where / "checkpoints" / "resume.json").read_text())["run"]["run_id"]
+    assert MlflowClient(f"sqlite:///{digits / 'mlflow.db'}").get_run(run_id).info.status == "FAILED"
 
 
 def test_gpu_requested_without_a_gpu_is_a_config_error(digits, capsys):
@@ -208,6 +218,11 @@ def test_an_early_stopped_run_interrupted_while_logging_its_model_resumes_withou
     client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
     stopped = len(client.get_metric_history(run_id, "val/acc"))
     assert 2 <= stopped < 40  # it did stop early
+    assert client.get_run(run_id).info.status == "KILLED"  # interrupted, not failed: a rerun resumes it
+    # Lightning files each callback's state under its class name and settings: these are the keys
+    # that checkpoints written by earlier versions carry, so they must resume with this code.
+    callbacks = torch.load(where / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+    assert set(callbacks) == set(CALLBACK_STATE_KEYS)
 
     code, out, err = in_process(cmd, capsys)
     assert code == 0, err

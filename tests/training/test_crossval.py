@@ -10,11 +10,11 @@ from tests.data.formats import data_config
 from tests.project import ROOT
 
 from reprovision.config import compose, validate
-from reprovision.crossval import fold_indices
-from reprovision.stages.download import download
-from reprovision.stages.normalise import normalise
-from reprovision.stages.split import split
-from reprovision.stages.train import train
+from reprovision.data.normalise import normalise
+from reprovision.data.sources import download
+from reprovision.data.splitting import split
+from reprovision.training.crossval import fold_indices, train_and_cross_validate
+from reprovision.training.paths import TrainPaths
 
 
 def test_folds_are_stratified_and_validate_every_sample_once():
@@ -38,16 +38,10 @@ def test_three_fold_run_on_digits(tmp_path, monkeypatch):
         ROOT / "conf", ["split.folds=3", "trainer.max_epochs=2", "trainer.progress_bar=false", f"tracking.uri={uri}"]
     )
     (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(composed))
-    summary = train(
-        validate(composed),
-        tmp_path / "params.yaml",
-        tmp_path / "normalised",
-        tmp_path / "split" / "summary.json",
-        tmp_path / "ckpt",
-        tmp_path / "models",
-        tmp_path / "train.json",
-        tmp_path / "curves.csv",
+    paths = TrainPaths.scratch(
+        tmp_path, tmp_path / "params.yaml", tmp_path / "normalised", tmp_path / "split" / "summary.json"
     )
+    summary = train_and_cross_validate(validate(composed), paths)
     assert summary["cv/folds"] == 3
     assert 0 < summary["cv/val/acc_mean"] <= 1 and summary["cv/val/acc_std"] >= 0
 

@@ -15,12 +15,12 @@ from tests.data.formats import data_config
 from tests.project import run
 
 from reprovision.config import compose
+from reprovision.data.normalise import normalise
+from reprovision.data.sources import download
+from reprovision.data.splitting import split
+from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays
-from reprovision.models.system import load_classifier
-from reprovision.stages.download import download
-from reprovision.stages.evaluate import evaluate
-from reprovision.stages.normalise import normalise
-from reprovision.stages.split import split
+from reprovision.models.classifier import load_classifier
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,54 +13,9 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from reprovision.data.augment import flip_crop
 from reprovision.errors import BadInput
 from reprovision.models.nets import build_net, init_weights
-
-
-def _sgd(params, o, fused, momentum=0.0, nesterov=False):
-    return torch.optim.SGD(
-        params, lr=o["lr"], momentum=momentum, nesterov=nesterov, weight_decay=o["weight_decay"], fused=fused
-    )
-
-
-# Each takes (parameters, optim config, fused): `fused` is True where torch has a fused kernel
-# for the optimizer on the parameters' device (one kernel for all parameters: fewer launches).
-OPTIMIZERS = {
-    "sgd": lambda params, o, fused: _sgd(params, o, fused),
-    "momentum": lambda params, o, fused: _sgd(params, o, fused, momentum=o["momentum"]),
-    "nesterov": lambda params, o, fused: _sgd(params, o, fused, momentum=o["momentum"], nesterov=True),
-    "adagrad": lambda params, o, fused: torch.optim.Adagrad(
-        params, lr=o["lr"], weight_decay=o["weight_decay"], fused=fused
-    ),
-    "rmsprop": lambda params, o, fused: torch.optim.RMSprop(  # no fused kernel in torch
-        params, lr=o["lr"], alpha=o["alpha"], momentum=o["momentum"], weight_decay=o["weight_decay"]
-    ),
-    "adam": lambda params, o, fused: torch.optim.Adam(
-        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"], fused=fused
-    ),
-    "adamw": lambda params, o, fused: torch.optim.AdamW(
-        params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"], fused=fused
-    ),
-}
-FUSED_DEVICES = ("cpu", "cuda")
-
-
-def lr_factor(step: int, steps_per_epoch: int, total_steps: int, o: dict) -> float:
-    """The learning rate at optimizer step `step` as a fraction of optim.lr: linear warm-up
-    over optim.warmup_epochs, then the schedule over the remaining steps."""
-    warmup = o["warmup_epochs"] * steps_per_epoch
-    if step < warmup:
-        return (step + 1) / warmup
-    t = (step - warmup) / max(total_steps - warmup, 1)  # 0 -> 1 over the rest of training
-    schedule = o["schedule"]
-    if schedule == "step":
-        return o["gamma"] ** (step // (o["step_epochs"] * steps_per_epoch))
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * t))
-    if schedule == "one_cycle":
-        return max(1 - t, 0.0)
-    return 1.0
+from reprovision.models.optimizers import FUSED_DEVICES, build_optimizer, lr_schedule
 
 
 class ImageClassifier(pl.LightningModule):
@@ -80,7 +35,6 @@ class ImageClassifier(pl.LightningModule):
         mean: list[float],
         std: list[float],
         label_smoothing: float = 0.0,
-        augment: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the stage logs the whole resolved config
@@ -156,14 +110,6 @@ class ImageClassifier(pl.LightningModule):
         views = torch.stack([logits.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
         return torch.logsumexp(views, 0) - math.log(2)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        # Augment whole training batches where they now live (GPU or CPU), never val/test.
-        augment = self.hparams.augment
-        if augment and self.trainer.training and (augment["crop_padding"] or augment["flip"]):
-            x, y = batch
-            batch = (flip_crop(x, augment["crop_padding"], augment["flip"]), y)
-        return batch
-
     def on_train_epoch_start(self) -> None:
         self.epoch_outputs = []
         # Named the same for every optimizer, unlike LearningRateMonitor's `lr-<Optimizer>`.
@@ -178,13 +124,11 @@ class ImageClassifier(pl.LightningModule):
             trainer is not None and trainer.gradient_clip_val and isinstance(trainer.precision_plugin, MixedPrecision)
         )
         fused = (self.device.type in FUSED_DEVICES and not clips_mixed) or None
-        optimizer = OPTIMIZERS[optim["name"]](self.parameters(), optim, fused)
+        optimizer = build_optimizer(self.parameters(), optim, fused)
         if optim["schedule"] == "constant" and not optim["warmup_epochs"]:
             return optimizer
         # Stepped every batch, so short runs follow the schedule smoothly.
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(total // self.trainer.max_epochs, 1)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, per_epoch, total, optim))
+        scheduler = lr_schedule(optimizer, optim, int(self.trainer.estimated_stepping_batches), self.trainer.max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     @property
@@ -201,6 +145,8 @@ def load_classifier(path: str | Path) -> ImageClassifier:
             f"{path}: refusing to load: it holds objects other than tensors and plain values "
             f"({str(e).splitlines()[-1].strip()[:120]}); use a checkpoint written by this pipeline"
         ) from None
-    module = ImageClassifier(**ckpt["hyper_parameters"])
+    hparams = dict(ckpt["hyper_parameters"])
+    hparams.pop("augment", None)  # written before augmentation moved to the DataModule; not the model's
+    module = ImageClassifier(**hparams)
     module.load_state_dict(ckpt["state_dict"])
     return module.eval()

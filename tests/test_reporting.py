@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from reprovision.config import load_config
-from reprovision.models.system import ImageClassifier
-from reprovision.stages.report import inspection_html
+from reprovision.models.classifier import ImageClassifier
+from reprovision.reporting import inspection_html
 
 NETS = {
     "cnn": {"name": "cnn", "init": "default", "channels": [8, 16], "hidden": 32, "dropout": 0.0},

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from reprovision.stages.evaluate import classification_metrics
+from reprovision.evaluation import classification_metrics
 
 
 def test_metrics_match_scikit_learn():

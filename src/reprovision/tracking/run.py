@@ -1,41 +1,18 @@
-"""Everything MLflow: where the store is, the run's tags, reopening the run of a pipeline run."""
+"""The MLflow run of a pipeline run: started with the config, tags and dataset, reopened by later stages."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from reprovision.config import Config, flatten
-from reprovision.data.fetch import masked
-from reprovision.errors import BadInput
-
-DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
-
-
-def tracking_uri(cfg: Config) -> str:
-    """$MLFLOW_TRACKING_URI, else `tracking.uri`, else the project's SQLite store.
-
-    Under DVC the store is the project root's even when a queued experiment runs in a copy of
-    the workspace (DVC sets $DVC_ROOT to the original root), so every run lands in one place.
-    """
-    if os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri:
-        return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
-    root = os.environ.get("DVC_ROOT")
-    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
-
-
-def artifact_location(uri: str) -> str | None:
-    """Artifacts of a SQLite store live beside the database file; a server chooses its own."""
-    if uri.startswith("sqlite:///"):
-        return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns")
-    return None
+from reprovision.tracking.store import artifact_location, check_reachable, store_lock, tracking_uri
+from reprovision.urls import masked
 
 
 def _git(*args: str) -> str | None:
@@ -108,37 +85,6 @@ def dataset_params(summary: dict) -> dict[str, object]:
         "dataset.raw_bytes": summary["raw_bytes"],
         **{f"dataset.size.{split}": n for split, n in summary["sizes"].items()},
     }
-
-
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, before any training, when a tracking server does not answer (the MLflow
-    client would otherwise retry for minutes)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
-            pass
-    except OSError as e:
-        raise BadInput(
-            f"MLflow tracking server {masked(uri)} unreachable ({getattr(e, 'reason', e)}); start it, or unset "
-            "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
-        ) from None
-
-
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Serialise work on a SQLite store that must not interleave: creating the store and its
-    experiment (two pipelines starting at once would both run MLflow's schema migrations, and one
-    would fail), and registering a model and moving `champion`. A server serialises its own."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    from filelock import FileLock
-
-    with FileLock(f"{Path(uri.removeprefix('sqlite:///')).resolve()}.lock", timeout=300):
-        yield
 
 
 class PipelineRun:
@@ -237,111 +183,3 @@ class PipelineRun:
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             self.client.set_terminated(self.run_id, status)
-
-
-SERVING_CODE = Path(__file__).with_name("serving.py")  # the MLflow model's code (models from code)
-CHAMPION = "champion"  # the registry alias that follows the best validation accuracy
-SERVING_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "mlflow", "numpy", "pandas", "pillow")
-
-
-def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], example_png: bytes) -> str:
-    """Log the checkpoint as an MLflow model under the run (`runs:/ID/model`) with a signature
-    and an input example: base64 image files in, `predicted`, `confidence`, `p_<class>` out.
-
-    The project's package goes with it (`code_paths`), so the model runs the code it was trained
-    with, anywhere its pip requirements are installed, not only inside a checkout.
-    """
-    import base64
-
-    import mlflow
-    import pandas as pd
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    outputs = [ColSpec("string", "predicted"), ColSpec("double", "confidence")]
-    outputs += [ColSpec("double", f"p_{c}") for c in classes]
-    with fluent_api(run.info["tracking_uri"]), mlflow.start_run(run_id=run.run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(SERVING_CODE),
-            artifacts={"checkpoint": str(checkpoint)},
-            code_paths=[str(SERVING_CODE.parent)],
-            signature=ModelSignature(inputs=Schema([ColSpec("string", "image")]), outputs=Schema(outputs)),
-            input_example=pd.DataFrame({"image": [base64.b64encode(example_png).decode()]}),
-            # Given, not inferred: inference imports the model in a subprocess and takes seconds.
-            pip_requirements=[f"{pkg}=={importlib.metadata.version(pkg)}" for pkg in SERVING_PACKAGES],
-        )
-    return info.model_uri
-
-
-@contextlib.contextmanager
-def fluent_api(uri: str) -> Iterator[None]:
-    """MLflow's module-level API (log_model, register_model, download_artifacts) on `uri`, for
-    this block only.
-
-    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which would outrank `tracking.uri`
-    for every later run of this process and its children; it is put back on the way out, and so
-    are MLflow's log level and its download progress bars (off inside: not for stage logs). Its
-    INFO chatter about models-from-code and input examples (by design here) is dropped; warnings
-    still show.
-    """
-    import logging
-    import warnings
-
-    import mlflow
-
-    logger = logging.getLogger("mlflow")
-    level, before = logger.level, os.environ.get("MLFLOW_TRACKING_URI")
-    bars = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    logger.setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
-    try:
-        with warnings.catch_warnings():
-            # MLflow's signature code uses a pandas idiom pandas deprecates; nothing for us to act on.
-            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
-            yield
-    finally:
-        mlflow.set_tracking_uri(before)  # None: unset again
-        logger.setLevel(level)
-        if bars is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bars
-
-
-def best_version(versions) -> object | None:
-    """The registered version with the highest `val_acc` tag; among equals the oldest, so a
-    later model takes the lead only by being strictly better."""
-    scored = [v for v in versions if "val_acc" in v.tags]
-    return min(scored, key=lambda v: (-float(v.tags["val_acc"]), int(v.version)), default=None)
-
-
-def promote_champion(client, name: str) -> object | None:
-    """Point `champion` at the best version of `name` (best_version); returns that version.
-
-    Computed from every version rather than compared with the current champion, so two pipelines
-    registering at once (`dvc queue start -j 2`) both end with the alias on the best, whichever
-    sets it last.
-    """
-    best = best_version(client.search_model_versions(f"name='{name}'"))
-    if best is not None:
-        client.set_registered_model_alias(name, CHAMPION, best.version)
-    return best
-
-
-def register_classifier(run: PipelineRun, model_uri: str, name: str, val_acc: float) -> str:
-    """Register the run's model as a new version of `name` tagged with its val/acc, and move
-    `champion` to it only if it is strictly the best so far. Returns a line saying what happened."""
-    import mlflow
-
-    with fluent_api(run.info["tracking_uri"]), store_lock(run.info["tracking_uri"]):
-        version = mlflow.register_model(model_uri, name, tags={"val_acc": str(val_acc)}).version
-        champion = promote_champion(run.client, name)
-    if str(champion.version) == str(version):
-        return f"registered {name} version {version} (val/acc {val_acc:.4f}): now @{CHAMPION}"
-    best = float(champion.tags["val_acc"])
-    return (
-        f"registered {name} version {version} (val/acc {val_acc:.4f}); "
-        f"@{CHAMPION} stays version {champion.version} ({best:.4f})"
-    )

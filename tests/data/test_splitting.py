@@ -6,17 +6,16 @@ import numpy as np
 import pytest
 from tests.data.formats import data_config
 
-from reprovision.data.sources import RawData
-from reprovision.errors import DataError
-from reprovision.stages.download import download
-from reprovision.stages.split import (
-    SPLITS,
+from reprovision.data import SPLITS
+from reprovision.data.sources import RawData, download
+from reprovision.data.splitting import (
     check_every_class_in_every_split,
     check_raw,
     select_classes,
     split,
     split_stratified,
 )
+from reprovision.errors import DataError
 
 LABELS = np.repeat(np.arange(5), [100, 80, 60, 40, 20])
 

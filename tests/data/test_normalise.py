@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reprovision.data.normalise import channel_stats, normalise, normalise_images
 from reprovision.files import load_arrays, read_json
-from reprovision.stages.normalise import channel_stats, normalise, normalise_images
 
 
 def test_channel_stats_per_channel():

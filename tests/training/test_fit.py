@@ -14,11 +14,14 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from reprovision.config import compose, validate
+from reprovision.data.normalise import normalise
+from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays, read_json, write_json
-from reprovision.models.system import load_classifier
-from reprovision.stages.evaluate import evaluate
-from reprovision.stages.normalise import normalise
-from reprovision.stages.train import AtomicCheckpointIO, fingerprint, train
+from reprovision.models.classifier import load_classifier
+from reprovision.training.checkpoints import AtomicCheckpointIO
+from reprovision.training.fit import train
+from reprovision.training.paths import TrainPaths
+from reprovision.training.resume import fingerprint
 
 
 def _plain(value) -> bool:
@@ -31,6 +34,7 @@ def _plain(value) -> bool:
 
 def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = validate(
         compose(
@@ -48,8 +52,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     normalise(tiny_split, tmp_path / "norm")
     params = tmp_path / "params.yaml"
     params.write_text("seed: 42\n")  # stands in for the resolved config file
-    summary = train(
-        cfg,
+    paths = TrainPaths(
         params,
         tmp_path / "norm",
         tiny_split / "summary.json",
@@ -57,8 +60,9 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
         tmp_path / "models",
         tmp_path / "train.json",
         tmp_path / "curves.csv",
-        timing_path=tmp_path / "timing.json",
+        tmp_path / "timing.json",
     )
+    summary = train(cfg, paths)
     assert summary["epochs"] == 3
     timing = read_json(tmp_path / "timing.json")  # where the time went, apart from the metrics
     assert timing["train_images"] == 3 * 60 and timing["compile_s"] == 0 and 0 < timing["train_s"] < timing["total_s"]
@@ -83,6 +87,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     run_id = read_json(tmp_path / "models" / "run.json")["run_id"]
     run = MlflowClient(uri).get_run(run_id)
     assert run.data.params["model.name"] == "mlp"
+    assert run.info.run_name == "digits-mlp-adam"  # data-model-optimizer, outside `dvc exp run`
     assert run.data.params["dataset.classes"] == "a,b,c"
     assert run.data.params["dataset.size.train"] == "60"
     assert int(run.data.params["model.parameter_count"]) == sum(p.numel() for p in module.net.parameters())
@@ -101,15 +106,13 @@ def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_
     normalise(tiny_split, tmp_path / "norm")
     params = tmp_path / "params.yaml"
     params.write_text("seed: 42\n")
-    paths = (tmp_path / "norm", tiny_split / "summary.json", tmp_path / "ckpt", tmp_path / "models")
-    first = train(cfg, params, *paths, tmp_path / "train.json", tmp_path / "curves.csv")
+    paths = (params, tmp_path / "norm", tiny_split / "summary.json", tmp_path / "ckpt", tmp_path / "models")
+    first = train(cfg, TrainPaths(*paths, tmp_path / "train.json", tmp_path / "curves.csv"))
     assert first["epochs"] == 2
     # As a kill during model logging leaves it: the final last.ckpt and resume.json.
     run = read_json(tmp_path / "models" / "run.json")
     write_json(tmp_path / "ckpt" / "resume.json", {"fingerprint": fingerprint(cfg, tmp_path / "norm"), "run": run})
-    again = train(
-        cfg, params, *paths, tmp_path / "again.json", tmp_path / "curves2.csv", timing_path=tmp_path / "t.json"
-    )
+    again = train(cfg, TrainPaths(*paths, tmp_path / "again.json", tmp_path / "curves2.csv", tmp_path / "t.json"))
     assert again == first and read_json(tmp_path / "t.json")["train_images"] == 0  # nothing trained twice
     assert not (tmp_path / "ckpt" / "resume.json").exists()
     assert MlflowClient(uri).get_run(run["run_id"]).info.status == "FINISHED"
@@ -132,8 +135,7 @@ def test_last_checkpoint_and_mlflow_rows_are_written_at_the_interval_and_at_the_
     cfg = validate(compose(root / "conf", overrides))
     normalise(tiny_split, tmp_path / "norm")
     (tmp_path / "params.yaml").write_text("seed: 42\n")
-    paths = (tmp_path / "norm", tiny_split / "summary.json", tmp_path / "ckpt", tmp_path / "models")
-    train(cfg, tmp_path / "params.yaml", *paths, tmp_path / "train.json", tmp_path / "curves.csv")
+    train(cfg, TrainPaths.scratch(tmp_path, tmp_path / "params.yaml", tmp_path / "norm", tiny_split / "summary.json"))
     # The best checkpoint reaches disk just before last.ckpt, never after an epoch it holds.
     assert writes.count("last.ckpt") == (4 if every_s == 0 else 1) and writes[-1] == "last.ckpt"
     assert writes.count("best.ckpt") >= 1 and writes.index("best.ckpt") < writes.index("last.ckpt")

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from reprovision.config import compose, validate
 from reprovision.data.datamodule import NormalisedDataModule
+from reprovision.data.normalise import normalise
 from reprovision.files import load_arrays
-from reprovision.models.system import ImageClassifier
-from reprovision.stages.normalise import normalise
-from reprovision.stages.train import speed_up
+from reprovision.models.classifier import ImageClassifier
+from reprovision.training.build import speed_up
 
 
 def classifier(root, *overrides: str) -> ImageClassifier:

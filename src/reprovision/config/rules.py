@@ -1,0 +1,20 @@
+"""The range checks the schemas run in __post_init__: a failure is a one-line ConfigError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reprovision.errors import ConfigError
+
+
+def require(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: expected {expected}")
+
+
+def positive_ints(key: str, values: list[int]) -> None:
+    require(len(values) >= 1 and min(values) >= 1, key, values, "a non-empty list of positive integers")
+
+
+def fraction(key: str, value: float) -> None:
+    require(0 <= value < 1, key, value, "0 <= x < 1")

@@ -1,0 +1,233 @@
+"""The schema of each fixed config section (data, trainer, report, ...) and of the whole config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING
+
+from reprovision.config.rules import fraction, require
+from reprovision.errors import ConfigError
+
+# The names users may type as data.name: data.sources' registry plus the image-folder reader.
+# Spelled out here so that config does not import the dataset readers; tests/test_config.py
+# keeps the two equal.
+IMAGEFOLDER = "imagefolder"
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", IMAGEFOLDER)
+
+LOADERS = ("device", "dataloader")
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # one of DATASETS
+    mirror: str | None = MISSING  # http(s) base URL or local directory, tried before the official URLs
+    classes: list[str] | None = MISSING  # a subset of the dataset's classes (relabelled 0..k-1)
+    path: str | None = MISSING  # imagefolder: a directory or .tar/.tar.gz/.zip of train/<class>/*
+    channels: int | None = MISSING  # imagefolder: 1 (greyscale) or 3 (RGB)
+    image_size: int | None = MISSING  # imagefolder: resize every image to this square size
+    val_fraction: float = MISSING
+    test_fraction: float = MISSING  # used only by datasets without a test split of their own
+    batch_size: int = MISSING
+    eval_batch_size: int = MISSING  # validation and test batches (per process): larger is faster
+    loader: str = MISSING  # device (splits on the training device) | dataloader (host memory, copied per batch)
+    num_workers: int = MISSING  # loader=dataloader only
+    crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
+    flip: bool = MISSING  # training augmentation: random horizontal flip
+
+    def __post_init__(self) -> None:
+        require(self.name in DATASETS, "data.name", self.name, "one of " + ", ".join(DATASETS))
+        require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
+        require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
+        require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
+        require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "an integer >= 1")
+        require(self.loader in LOADERS, "data.loader", self.loader, "one of " + ", ".join(LOADERS))
+        require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
+        require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
+        require(
+            self.image_size is None or self.image_size >= 1,
+            "data.image_size",
+            self.image_size,
+            "an integer >= 1 or null",
+        )
+        require(
+            self.classes is None or len(set(self.classes)) == len(self.classes) >= 2,
+            "data.classes",
+            self.classes,
+            "null or at least two distinct class names",
+        )
+        if self.name == IMAGEFOLDER:
+            if not self.path:
+                raise ConfigError(
+                    "data=imagefolder needs data.path: a directory or .tar/.tar.gz/.zip of "
+                    "train/<class>/ images (-S data.path=...)"
+                )
+            require(self.channels is not None, "data.channels", self.channels, "1 or 3 for data=imagefolder")
+
+
+ACCELERATORS = ("auto", "cpu", "gpu")
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+STRATEGIES = ("auto", "ddp")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = MISSING
+    accelerator: str = MISSING
+    devices: int = MISSING  # processes per node: GPUs, or CPU processes with strategy=ddp
+    num_nodes: int = MISSING
+    strategy: str = MISSING  # auto (one process) | ddp (data-parallel, Lightning's DDP)
+    precision: str = MISSING
+    deterministic: bool = MISSING
+    progress_bar: bool = MISSING
+    label_smoothing: float = MISSING
+    gradient_clip: float | None = MISSING  # clip the gradient norm to this; null: no clipping
+    early_stopping: int | None = MISSING  # stop after this many epochs without a better val/acc
+    channels_last: bool = MISSING  # NHWC memory layout for conv weights and activations (faster on GPUs)
+    compile: bool = MISSING  # torch.compile the net; compile time is reported apart and cached
+    checkpoint_every_s: float = MISSING  # last.ckpt and MLflow's epoch rows: this often at most, and at the end
+
+    def __post_init__(self) -> None:
+        require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
+        require(self.checkpoint_every_s >= 0, "trainer.checkpoint_every_s", self.checkpoint_every_s, "seconds >= 0")
+        fraction("trainer.label_smoothing", self.label_smoothing)
+        require(
+            self.gradient_clip is None or self.gradient_clip > 0,
+            "trainer.gradient_clip",
+            self.gradient_clip,
+            "a number > 0 or null",
+        )
+        require(
+            self.early_stopping is None or self.early_stopping >= 1,
+            "trainer.early_stopping",
+            self.early_stopping,
+            "an integer >= 1 or null",
+        )
+        require(
+            self.accelerator in ACCELERATORS,
+            "trainer.accelerator",
+            self.accelerator,
+            "one of " + ", ".join(ACCELERATORS),
+        )
+        require(self.devices >= 1, "trainer.devices", self.devices, "an integer >= 1")
+        require(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "an integer >= 1")
+        require(self.strategy in STRATEGIES, "trainer.strategy", self.strategy, "one of " + ", ".join(STRATEGIES))
+        require(
+            self.precision in PRECISIONS,
+            "trainer.precision",
+            self.precision,
+            "one of " + ", ".join(PRECISIONS),
+        )
+
+
+@dataclass
+class EvaluateConfig:
+    tta: bool = MISSING  # test-time augmentation: average the predictions for each image and its mirror
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else the project's sqlite store
+    experiment: str = MISSING
+    registered_model: str | None = MISSING  # registry name of the trained model; None: not registered
+
+
+@dataclass
+class ReportConfig:
+    gallery_size: int = MISSING
+    confused_pairs: int = MISSING  # the most confused (actual, predicted) pairs shown with examples
+    examples: int = MISSING  # inspected test images: this many correct and this many wrong, seeded
+    saliency: bool = MISSING
+    grad_cam: bool = MISSING  # conv nets only
+    occlusion: bool = MISSING
+    occlusion_window: float = MISSING  # side of the occluding square, as a fraction of the image side
+    filters: bool = MISSING  # the first conv layer's filters as an image grid
+
+    def __post_init__(self) -> None:
+        for key in ("gallery_size", "confused_pairs", "examples"):
+            require(getattr(self, key) >= 0, f"report.{key}", getattr(self, key), "an integer >= 0")
+        require(0 < self.occlusion_window <= 1, "report.occlusion_window", self.occlusion_window, "0 < x <= 1")
+
+
+DIRECTIONS = ("higher", "lower")
+
+
+@dataclass
+class Tolerance:
+    """How far a metric may move the wrong way before `reprovision check` calls it a regression:
+    max(absolute, relative x |baseline|)."""
+
+    direction: str = MISSING  # which way is better: higher | lower
+    absolute: float | None = None
+    relative: float | None = None
+
+    def __post_init__(self) -> None:
+        require(self.direction in DIRECTIONS, "check.tolerances.*.direction", self.direction, "higher or lower")
+        for key, value in (("absolute", self.absolute), ("relative", self.relative)):
+            require(value is None or value >= 0, f"check.tolerances.*.{key}", value, "a number >= 0 or null")
+
+
+@dataclass
+class CheckConfig:
+    baseline: str = MISSING  # JSON file of metrics, committed (e.g. baselines/digits-cnn.json)
+    tolerances: dict[str, Tolerance] = MISSING  # metric name -> tolerance; only these are checked
+
+
+@dataclass
+class SplitConfig:
+    folds: int | None = MISSING  # k-fold cross-validation of the training data in the train stage
+
+    def __post_init__(self) -> None:
+        require(self.folds is None or self.folds >= 2, "split.folds", self.folds, "an integer >= 2 or null")
+
+
+SAMPLERS = ("random", "tpe")
+
+
+@dataclass
+class RangeConfig:
+    key: str = MISSING  # a config key, e.g. optim.lr
+    low: float = MISSING
+    high: float = MISSING
+    log: bool = False  # sample log-uniformly (learning rates, weight decay)
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.low < self.high, f"search.space[{self.key}].low", self.low, f"below high={self.high}")
+        require(not self.log or self.low > 0, f"search.space[{self.key}].low", self.low, "> 0 when log is true")
+
+
+@dataclass
+class SearchConfig:
+    name: str = MISSING  # the best trial is written to conf/experiment/<name>.yaml
+    sampler: str = MISSING  # random (coarse to fine) | tpe (Optuna)
+    trials: int = MISSING
+    rounds: int = MISSING  # random: the ranges narrow after each round
+    keep: int = MISSING  # random: the best trials that bound the next round's ranges
+    epochs: int = MISSING  # each trial's trainer.max_epochs: short trials
+    space: list[RangeConfig] = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.sampler in SAMPLERS, "search.sampler", self.sampler, "random or tpe")
+        require(self.trials >= 1, "search.trials", self.trials, "an integer >= 1")
+        require(1 <= self.rounds <= self.trials, "search.rounds", self.rounds, "between 1 and search.trials")
+        require(self.keep >= 1, "search.keep", self.keep, "an integer >= 1")
+        require(self.epochs >= 1, "search.epochs", self.epochs, "an integer >= 1")
+        require(len(self.space) >= 1, "search.space", self.space, "at least one range")
+
+
+@dataclass
+class Config:
+    seed: int = MISSING
+    data: DataConfig = MISSING
+    model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by model.name
+    optim: Any = MISSING  # one of OPTIM_SCHEMAS, chosen by optim.name
+    trainer: TrainerConfig = MISSING
+    evaluate: EvaluateConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    report: ReportConfig = MISSING
+    check: CheckConfig = MISSING
+    search: SearchConfig = MISSING
+    split: SplitConfig = MISSING

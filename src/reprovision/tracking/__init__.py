@@ -1,0 +1,38 @@
+"""Everything MLflow: the store (store.py), a pipeline run's MLflow run (run.py), the model and
+the registry (models.py). The names callers use are re-exported here."""
+
+from reprovision.tracking.models import (
+    CHAMPION,
+    best_version,
+    log_classifier,
+    promote_champion,
+    register_classifier,
+)
+from reprovision.tracking.run import (
+    MAX_BATCH_METRICS,
+    MAX_PARAM_CHARS,
+    REPRODUCES_ENV,
+    PipelineRun,
+    run_params,
+    run_tags,
+)
+from reprovision.tracking.store import DEFAULT_URI, check_reachable, fluent_api, store_lock, tracking_uri
+
+__all__ = [
+    "CHAMPION",
+    "DEFAULT_URI",
+    "MAX_BATCH_METRICS",
+    "MAX_PARAM_CHARS",
+    "REPRODUCES_ENV",
+    "PipelineRun",
+    "best_version",
+    "check_reachable",
+    "fluent_api",
+    "log_classifier",
+    "promote_champion",
+    "register_classifier",
+    "run_params",
+    "run_tags",
+    "store_lock",
+    "tracking_uri",
+]

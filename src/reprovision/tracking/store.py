@@ -1,0 +1,101 @@
+"""Where MLflow keeps runs: the tracking URI, a SQLite store's artifacts and lock, whether a
+server answers, and MLflow's module-level API pointed at one store for a block."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from reprovision.config import Config
+from reprovision.errors import BadInput
+from reprovision.urls import masked
+
+DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
+
+
+def tracking_uri(cfg: Config) -> str:
+    """$MLFLOW_TRACKING_URI, else `tracking.uri`, else the project's SQLite store.
+
+    Under DVC the store is the project root's even when a queued experiment runs in a copy of
+    the workspace (DVC sets $DVC_ROOT to the original root), so every run lands in one place.
+    """
+    if os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri:
+        return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+    root = os.environ.get("DVC_ROOT")
+    return f"sqlite:///{Path(root).resolve() / 'mlflow.db'}" if root else DEFAULT_URI
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a SQLite store live beside the database file; a server chooses its own."""
+    if uri.startswith("sqlite:///"):
+        return str(Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlruns")
+    return None
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before any training, when a tracking server does not answer (the MLflow
+    client would otherwise retry for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise BadInput(
+            f"MLflow tracking server {masked(uri)} unreachable ({getattr(e, 'reason', e)}); start it, or unset "
+            "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
+        ) from None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise work on a SQLite store that must not interleave: creating the store and its
+    experiment (two pipelines starting at once would both run MLflow's schema migrations, and one
+    would fail), and registering a model and moving `champion`. A server serialises its own."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(f"{Path(uri.removeprefix('sqlite:///')).resolve()}.lock", timeout=300):
+        yield
+
+
+@contextlib.contextmanager
+def fluent_api(uri: str) -> Iterator[None]:
+    """MLflow's module-level API (log_model, register_model, download_artifacts) on `uri`, for
+    this block only.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI, which would outrank `tracking.uri`
+    for every later run of this process and its children; it is put back on the way out, and so
+    are MLflow's log level and its download progress bars (off inside: not for stage logs). Its
+    INFO chatter about models-from-code and input examples (by design here) is dropped; warnings
+    still show.
+    """
+    import logging
+    import warnings
+
+    import mlflow
+
+    logger = logging.getLogger("mlflow")
+    level, before = logger.level, os.environ.get("MLFLOW_TRACKING_URI")
+    bars = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    logger.setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(uri)
+    try:
+        with warnings.catch_warnings():
+            # MLflow's signature code uses a pandas idiom pandas deprecates; nothing for us to act on.
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            yield
+    finally:
+        mlflow.set_tracking_uri(before)  # None: unset again
+        logger.setLevel(level)
+        if bars is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = bars

@@ -1,0 +1,2 @@
+"""Training: module and Trainer from config, the fit and its callbacks, resume, publish,
+cross-validation and sweeps."""

@@ -1,0 +1,131 @@
+"""Build what a fit needs from the config: the DataModule, the LightningModule, the callbacks
+and the Trainer. Each is one function; `fit.train` calls them in order."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+from reprovision.config import Config
+from reprovision.data.datamodule import NormalisedDataModule
+from reprovision.errors import ConfigError
+from reprovision.models.classifier import ImageClassifier
+from reprovision.training.callbacks import EpochRecorder, NonFiniteLoss, ProgressBar, ResumableEarlyStopping
+from reprovision.training.checkpoints import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
+from reprovision.training.timing import Stopwatch
+
+PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+
+
+def check_environment(cfg: Config) -> None:
+    """Refuse, before any work, a config this machine or this process layout cannot run."""
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError(
+            "trainer.accelerator=gpu but no GPU is available (torch.cuda.is_available() is False); "
+            "use -S trainer.accelerator=auto or cpu"
+        )
+    processes = cfg.trainer.devices * cfg.trainer.num_nodes
+    if processes > 1 and cfg.trainer.strategy != "ddp":
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} processes need "
+            "trainer.strategy=ddp; or set trainer.devices=1"
+        )
+    if processes > 1 and cfg.split.folds:
+        raise ConfigError(f"split.folds={cfg.split.folds} cross-validates in one process; set trainer.devices=1")
+
+
+def build_datamodule(cfg: Config, data_dir: Path) -> NormalisedDataModule:
+    d = cfg.data
+    return NormalisedDataModule(
+        data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip
+    )
+
+
+def build_module(cfg: Config, stats: dict) -> ImageClassifier:
+    """The configured net in a classifier that carries the training split's statistics."""
+    module = ImageClassifier(
+        net=dataclasses.asdict(cfg.model),
+        optim=dataclasses.asdict(cfg.optim),
+        classes=stats["classes"],
+        image_shape=stats["image_shape"],
+        mean=stats["mean"],
+        std=stats["std"],
+        label_smoothing=cfg.trainer.label_smoothing,
+    )
+    speed_up(module.net, cfg.trainer.channels_last, cfg.trainer.compile)
+    return module
+
+
+def speed_up(net: torch.nn.Module, channels_last: bool, compile: bool) -> None:
+    """Lay out and compile `net` in place for speed; its outputs and state dict do not change."""
+    if channels_last:
+        # Conv weights in NHWC; convolutions then produce NHWC activations, which tensor cores read
+        # without transposes. Checkpoints hold the same values either way.
+        net.to(memory_format=torch.channels_last)
+    if compile:
+        # Inductor caches compiled kernels by graph: a second run with the same net skips most of
+        # the compiling. One cache per user, not in /tmp (wiped) nor in the working directory
+        # (`dvc exp run --temp` and queued experiments each run in a fresh copy).
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reprovision" / "torch-compile"
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache))
+        net.compile()  # in place: the state dict keeps its keys, checkpoints stay interchangeable
+
+
+@dataclass
+class Callbacks:
+    """The fit's callbacks by role; `all` in the order Lightning must call them."""
+
+    stopwatch: Stopwatch
+    recorder: EpochRecorder
+    best: ModelCheckpoint
+    last: LastCheckpoint
+    early: ResumableEarlyStopping | None
+    checkpoint_io: AtomicCheckpointIO
+    all: list[Callback]
+
+
+def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch) -> Callbacks:
+    # Both checkpoints save at the training epoch's end, after EpochRecorder has the epoch's row;
+    # the epoch rows reach MLflow right after each `last.ckpt` write.
+    recorder = EpochRecorder()
+    best = best_checkpoint(checkpoint_dir)
+    last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
+    callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
+    callbacks += [ProgressBar()] if cfg.trainer.progress_bar else []
+    early = None
+    if cfg.trainer.early_stopping:
+        # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
+        early = ResumableEarlyStopping(
+            monitor="val/acc", mode="max", patience=cfg.trainer.early_stopping, check_finite=True
+        )
+        callbacks.append(early)
+    io = AtomicCheckpointIO(held=("best.ckpt",))
+    return Callbacks(stopwatch, recorder, best, last, early, io, callbacks)
+
+
+def build_trainer(cfg: Config, checkpoint_dir: Path, callbacks: Callbacks) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        use_distributed_sampler=False,  # the datamodule shards: val unpadded, batch_size global
+        precision=PRECISION[t.precision],
+        deterministic=t.deterministic,
+        logger=False,  # MLflow logging is EpochRecorder's: once an epoch, resumable
+        callbacks=callbacks.all,
+        gradient_clip_val=t.gradient_clip,
+        plugins=[callbacks.checkpoint_io],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=checkpoint_dir,
+    )

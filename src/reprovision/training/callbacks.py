@@ -1,0 +1,135 @@
+"""The train stage's own callbacks: epoch rows for MLflow, the NaN check, a resumable early
+stop, a throttled progress bar."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping, TQDMProgressBar
+from torch.distributed import ReduceOp
+
+from reprovision import tracking
+from reprovision.errors import StageFailed
+
+# The per-epoch metrics the LightningModule logs, in the order of metrics/curves.csv.
+CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "train/lr")
+
+
+class EpochRecorder(Callback):
+    """Epoch metrics: saved in every checkpoint, logged to MLflow once `last.ckpt` holds them.
+
+    `flush()` runs after each write of `last.ckpt` (and at the end of training), so a kill at
+    any moment leaves no epoch logged twice: a resumed run logs exactly the rows MLflow does
+    not have yet.
+    """
+
+    def __init__(self) -> None:
+        self.run: tracking.PipelineRun | None = None  # None on every process but the first
+        self.logged = 0  # epochs already in MLflow
+        self.rows: list[dict[str, float]] = []
+
+    def track(self, run: tracking.PipelineRun, logged: int) -> None:
+        self.run, self.logged = run, logged
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Runs before ModelCheckpoint (a monitoring callback) saves this epoch.
+        metrics = trainer.callback_metrics
+        row = {"epoch": trainer.current_epoch + 1}
+        row.update({k: float(metrics[k]) for k in CURVE_COLUMNS[1:] if k in metrics})
+        self.rows.append(row)
+
+    def flush(self) -> None:
+        if self.run is None:
+            return
+        # One request for all the new rows (a commit per row cost ~9 ms on SQLite).
+        new = self.rows[self.logged :]
+        self.run.log_steps({int(r["epoch"]): {k: v for k, v in r.items() if k != "epoch"} for r in new})
+        self.logged = len(self.rows)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        # The RNG as of the end of this epoch: the next epoch's shuffle and dropout match an
+        # uninterrupted run's.
+        return {
+            "rows": self.rows,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state["rows"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+class NonFiniteLoss(Callback):
+    """Fail the stage on a NaN or infinite training loss, naming the first such step.
+
+    A step only keeps its loss (no device op: a check per step cost more host time than a small
+    net's step on a CPU, and a GPU must not wait for the host); the host reads the epoch's check
+    once, at its end, before that epoch's checkpoint is written, so no checkpoint holds a
+    diverged model.
+    """
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_step = trainer.global_step
+        self.losses: list[torch.Tensor] = []  # this epoch's, on the device
+        self.batches: list[int] = []  # their batch indices
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append((outputs["loss"] if isinstance(outputs, dict) else outputs).detach())
+        self.batches.append(batch_idx)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.losses:
+            return
+        losses = torch.stack(self.losses).float()
+        none = torch.iinfo(torch.long).max
+        batches = torch.tensor(self.batches, device=losses.device)
+        own = torch.where(torch.isfinite(losses), none, batches).min()  # this process's first bad batch
+        first = own
+        if trainer.world_size > 1:
+            # Every process must stop, and before any saves: the earliest bad batch of any process
+            # (a NaN gradient on one is averaged into all after it).
+            first = trainer.strategy.reduce(own, reduce_op=ReduceOp.MIN)
+        batch = int(first)  # the epoch's one host sync
+        if batch != none:
+            loss = float(losses[self.batches.index(batch)]) if int(own) == batch else float("nan")  # another's
+            raise StageFailed(
+                f"training loss is {loss} at step {self.first_step + batch + 1} "
+                f"(epoch {trainer.current_epoch + 1}, batch {batch + 1}); lower optim.lr or pick another optimizer; "
+                "the last good checkpoint is kept"
+            )
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """EarlyStopping whose stop survives a resume. Lightning restores its counters from the
+    checkpoint but not the Trainer's `should_stop`: a run killed after its early-stopped final
+    checkpoint (while its model goes to MLflow) would train on past the stop when resumed."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.stopped_epoch > 0:  # restored from a checkpoint saved after the stop
+            trainer.should_stop = True
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, redrawn at most 10 times a second and at each loop's end: it
+    redraws after every batch, and a redraw costs more than a small net's step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drawn = 0.0
+
+    def _should_update(self, current: int, total: int) -> bool:
+        now = time.monotonic()
+        if current != total and now - self.drawn < 0.1:
+            return False
+        self.drawn = now
+        return super()._should_update(current, total)

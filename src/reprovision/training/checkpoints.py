@@ -1,0 +1,96 @@
+"""What a checkpoint holds and when it is written: the best model, `last.ckpt` for resuming.
+
+Both files are Lightning's checkpoint dict, loaded with `weights_only=True`: the net's and the
+optimizer's state, the LR scheduler, the loop position, the module's hyperparameters (plain
+names and numbers: net, optim, classes, image shape, the training split's mean/std), and each
+stateful callback's state under its class name (`EpochRecorder`: every finished epoch's metrics
+and the torch RNG). The class names are part of the format: a renamed callback would not get its
+state back from a checkpoint written before the rename.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning_utilities.core.apply_func import apply_to_collection
+from pytorch_lightning.callbacks import ModelCheckpoint
+
+from reprovision.files import atomic_file
+
+CHECKPOINTS = ("best.ckpt", "last.ckpt")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written beside their target and renamed over it: a full disk or a kill
+    mid-write leaves the previous checkpoint intact.
+
+    Files named in `held` stay in memory until another file is written, and are written just
+    before it: the best checkpoint (saved whenever val/acc improves) reaches disk together with
+    `last.ckpt`, so a run resumed from `last.ckpt` finds no best from epochs it is about to redo
+    (but for a kill between the two writes; deterministic training then redoes the same best)."""
+
+    def __init__(self, held: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.held, self.pending = held, {}
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        if Path(path).name in self.held:
+            # Copies: the checkpoint's tensors are the live weights and optimizer state.
+            self.pending[path] = apply_to_collection(checkpoint, torch.Tensor, torch.clone)
+            return
+        self.write_held()
+        self._write(checkpoint, path)
+
+    def write_held(self) -> None:
+        for path, held in self.pending.items():
+            self._write(held, path)
+        self.pending.clear()
+
+    @staticmethod
+    def _write(checkpoint: dict[str, Any], path) -> None:
+        with atomic_file(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def best_checkpoint(checkpoint_dir: Path) -> ModelCheckpoint:
+    """`best.ckpt`: the epoch with the highest val/acc (the first of equals), saved at the end of
+    the training epoch, after EpochRecorder has the epoch's row."""
+    return ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of the final epoch and of the first epoch `every_s` seconds after
+    the previous save (every epoch with 0); `saved()` runs after each save.
+
+    Its own callback (no monitor), not ModelCheckpoint's save_last: that writes only in epochs
+    that improved the monitored metric, so a kill after a run of epochs without a better val/acc
+    would resume from the last improvement and redo them."""
+
+    def __init__(self, dirpath: Path, every_s: float, saved) -> None:
+        super().__init__(dirpath=dirpath, filename="last", save_on_train_epoch_end=True, enable_version_counter=False)
+        self.every_s, self.saved = every_s, saved
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.due = time.monotonic() + self.every_s
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Runs after EarlyStopping (Lightning calls checkpoint callbacks last): should_stop is set.
+        final = trainer.current_epoch + 1 >= trainer.max_epochs or trainer.should_stop
+        # Every process decides as the first does: a save waits for all of them at a barrier.
+        if trainer.strategy.broadcast(final or time.monotonic() >= self.due):
+            super().on_train_epoch_end(trainer, pl_module)
+            self.due = time.monotonic() + self.every_s
+            self.saved()

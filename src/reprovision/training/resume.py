@@ -1,0 +1,106 @@
+"""Resuming after a kill: what a checkpoint must match, and which MLflow run to continue.
+
+`checkpoints/resume.json` records the run's fingerprint (config + data) and MLflow run beside
+`last.ckpt`. Rerunning the stage with the same fingerprint resumes there, in the same MLflow
+run, and ends with the same metrics as an uninterrupted run; any other config starts afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reprovision import tracking
+from reprovision.config import Config
+from reprovision.files import read_json, sha256_file, write_json
+from reprovision.training.checkpoints import CHECKPOINTS
+from reprovision.training.paths import TrainPaths
+
+RESUME_FILE = "resume.json"
+
+
+def fingerprint(cfg: Config, data_dir: Path) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes training."""
+    ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained
+    trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k not in ignored}
+    settings = {
+        "seed": cfg.seed,
+        "batch_size": cfg.data.batch_size,
+        "loader": cfg.data.loader,  # the two paths draw their shuffles differently
+        "augment": [cfg.data.crop_padding, cfg.data.flip],
+        "model": dataclasses.asdict(cfg.model),
+        "optim": dataclasses.asdict(cfg.optim),
+        "trainer": trainer,
+    }
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in sorted(data_dir.iterdir()):
+        h.update(path.name.encode() + sha256_file(path).encode())
+    return h.hexdigest()
+
+
+def recipe(cfg: Config) -> str:
+    """The training recipe in one line, for the MLflow run list (`cnn adam lr=0.001 constant bs=64 30ep 32`)."""
+    o, t, d = cfg.optim, cfg.trainer, cfg.data
+    parts = [cfg.model.name, o.name, f"lr={o.lr:g}", o.schedule]
+    parts += [f"warmup={o.warmup_epochs:g}ep"] if o.warmup_epochs else []
+    parts += [f"wd={o.weight_decay:g}"] if o.weight_decay else []
+    parts += [f"ls={t.label_smoothing:g}"] if t.label_smoothing else []
+    parts += [f"clip={t.gradient_clip:g}"] if t.gradient_clip else []
+    parts += [f"crop{d.crop_padding}"] if d.crop_padding else []
+    parts += ["flip"] if d.flip else []
+    parts += [f"bs={d.batch_size}", f"{t.max_epochs}ep", t.precision]
+    return " ".join(parts)
+
+
+@dataclass
+class Start:
+    """Where a fit starts: `checkpoint` to resume from (None: afresh), the MLflow `run` to log
+    into (None on every data-parallel process but the first) and its epochs already logged."""
+
+    checkpoint: Path | None
+    run: tracking.PipelineRun | None
+    logged: int = 0
+
+
+def resume_or_start(
+    cfg: Config, paths: TrainPaths, leader: bool, parameters: int, name: str | None, parent_run_id: str | None
+) -> Start:
+    """Resume from `last.ckpt` when `resume.json` holds this config's and data's fingerprint;
+    else (another config, or a finished run) start afresh in a new MLflow run.
+
+    Under data-parallel training every process calls this and reaches the same decision from the
+    same files, whichever order they read them in; only the first (`leader`) writes or opens a run.
+    """
+    checkpoint_dir = paths.checkpoints
+    resume_file, last = checkpoint_dir / RESUME_FILE, checkpoint_dir / "last.ckpt"
+    key = fingerprint(cfg, paths.data)
+    try:
+        state = read_json(resume_file)
+    except FileNotFoundError:  # none yet, or rank 0 of a torchrun/SLURM start is replacing it now
+        state = {}
+    resuming = state.get("fingerprint") == key and last.is_file()
+    if not leader:
+        return Start(last if resuming else None, None)
+    if resuming:
+        run = tracking.PipelineRun(state["run"])
+        tracking.check_reachable(run.info["tracking_uri"])
+        run.set_status("RUNNING")
+        logged = run.last_step("val/acc")
+        print(f"train: resuming from {last} (MLflow run {run.run_id}, {logged} epoch(s) logged)")
+        return Start(last, run, logged)
+    for stale in (*CHECKPOINTS, RESUME_FILE):
+        (checkpoint_dir / stale).unlink(missing_ok=True)
+    run = tracking.PipelineRun.start(cfg, paths.params, paths.data, paths.summary, name, parent_run_id)
+    run.log_params({"model.parameter_count": parameters})
+    run.set_tags({"recipe": recipe(cfg)})
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(resume_file, {"fingerprint": key, "run": run.info})
+    return Start(None, run)
+
+
+def finished(checkpoint_dir: Path) -> None:
+    """The run is complete: the next run of the stage starts afresh."""
+    (checkpoint_dir / RESUME_FILE).unlink()
