@@ -15,3 +15,7 @@ class DataError(BadInput):
 
 class StageFailed(RuntimeError):
     """The command ran but its work failed (training interrupted, a metric regressed). Exit 1."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that cleanup runs (cli.py installs it). Exit 143."""

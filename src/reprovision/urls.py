@@ -1,8 +1,14 @@
-"""URLs as users write them: credentials hidden before a URL reaches a log or a record."""
+"""URLs as users write them: credentials hidden before a URL reaches a log or a record, and taken
+out of the URL before it reaches a resolver."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import base64
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+
+def _host(netloc: str) -> str:
+    return netloc.rpartition("@")[2]  # host[:port] as written (an IPv6 address keeps its brackets)
 
 
 def masked(location: str) -> str:
@@ -10,7 +16,24 @@ def masked(location: str) -> str:
     parts = urlsplit(location)
     if parts.password is None and parts.username is None:
         return location
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return urlunsplit(parts._replace(netloc=f"***@{_host(parts.netloc)}"))
+
+
+def split_credentials(location: str) -> tuple[str, str | None, str | None]:
+    """The URL without its user:password part, then the user and the password (percent-decoded;
+    None where absent). `http://alice:s%40fe@host/` -> (`http://host/`, `alice`, `s@fe`)."""
+    parts = urlsplit(location)
+    if parts.password is None and parts.username is None:
+        return location, None, None
+    bare = urlunsplit(parts._replace(netloc=_host(parts.netloc)))
+    password = None if parts.password is None else unquote(parts.password)
+    return bare, unquote(parts.username or ""), password
+
+
+def without_credentials(location: str) -> str:
+    return split_credentials(location)[0]
+
+
+def basic_auth(user: str, password: str | None) -> str:
+    """An HTTP Basic Authorization header value."""
+    return "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()

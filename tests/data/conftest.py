@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from tests.data.formats import SHARED, cifar_batch
+from tests.data.formats import cifar_batch
 
 from reprovision.data import sources
 
@@ -27,9 +27,12 @@ def no_official_urls(monkeypatch):
 
 @pytest.fixture(scope="session")
 def cifar_members() -> dict[str, bytes]:
-    """The official CIFAR-10 members, built from real CIFAR-10 pixels (the lossless subset)."""
-    with np.load(SHARED / "cifar10-subset" / "cifar10_lossless_subset.npz", allow_pickle=False) as npz:
-        x, y, xt, yt = npz["x_train"][:100], npz["y_train"][:100], npz["x_test"][:20], npz["y_test"][:20]
+    """The official CIFAR-10 archive's members (python batches, batches.meta) in CIFAR's own format,
+    holding seeded random pixels: five training batches of 20 images, a test batch of 20."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(100, 32, 32, 3), dtype=np.uint8)  # (N, H, W, C), as CIFAR's docs show it
+    xt = rng.integers(0, 256, size=(20, 32, 32, 3), dtype=np.uint8)
+    y, yt = rng.permutation(np.arange(100) % 10), rng.permutation(np.arange(20) % 10)
     members = {
         f"cifar-10-batches-py/data_batch_{i + 1}": cifar_batch(x[i * 20 : (i + 1) * 20], y[i * 20 : (i + 1) * 20])
         for i in range(5)

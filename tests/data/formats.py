@@ -16,7 +16,6 @@ from reprovision.config import DataConfig, compose, validate
 from reprovision.data import sources
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "datasets"
 
 
 def md5(data: bytes) -> str:

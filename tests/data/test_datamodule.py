@@ -1,20 +1,26 @@
-"""The two batch paths over the normalised splits: the same images, batch sizes and order rules."""
+"""The batch paths over the normalised splits: the same images, batch sizes and order rules; each
+loader its own split; training batches alone augmented."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from reprovision.data.datamodule import DeviceBatches, NormalisedDataModule
 from reprovision.files import save_arrays, write_json
 
+# Where each split's image numbers start: a loader that hands out another split shows.
+FIRST = {"train": 0, "val": 1000, "test": 2000}
+
 
 @pytest.fixture
 def numbered(tmp_path):
-    """Normalised splits whose every image holds its own index, so batches can be traced."""
+    """Normalised splits whose every image holds its own number, so batches can be traced."""
     for split, n in (("train", 70), ("val", 25), ("test", 25)):
-        x = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None, None], (n, 1, 2, 2)).copy()
+        numbers = FIRST[split] + np.arange(n, dtype=np.float32)
+        x = np.broadcast_to(numbers[:, None, None, None], (n, 1, 2, 2)).copy()
         save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(n) % 3)
     write_json(tmp_path / "stats.json", {"classes": ["a", "b", "c"], "image_shape": [1, 2, 2], "mean": [0], "std": [1]})
     return tmp_path
@@ -36,12 +42,13 @@ def test_a_training_epoch_is_a_fresh_permutation_in_batches_of_batch_size(number
     assert torch.cat(first).tolist() != list(range(70))
 
 
-def test_validation_and_test_batches_are_in_order_and_the_same_on_both_paths(numbered):
-    for split in ("val", "test"):
-        device, dataloader = batches(numbered, "device", split), batches(numbered, "dataloader", split)
+def test_validation_test_and_predict_batches_are_their_own_split_in_order_on_both_paths(numbered):
+    # predict is what the evaluate stage scores: the test split.
+    for loader, split in (("val", "val"), ("test", "test"), ("predict", "test")):
+        device, dataloader = batches(numbered, "device", loader), batches(numbered, "dataloader", loader)
         assert [len(b) for b in device] == [10, 10, 5]  # eval_batch_size, not batch_size
         assert [b.tolist() for b in device] == [b.tolist() for b in dataloader]
-        assert torch.cat(device).tolist() == list(range(25))
+        assert torch.cat(device).tolist() == list(range(FIRST[split], FIRST[split] + 25)), loader
 
 
 def test_device_batches_are_gathers_of_one_index_per_epoch():
@@ -50,3 +57,26 @@ def test_device_batches_are_gathers_of_one_index_per_epoch():
     assert [b[0].tolist() for b in got] == [[3.0, 1.0], [4.0, 0.0], [2.0]]
     assert [b[1].tolist() for b in got] == [[6, 2], [8, 0], [4]]
     assert len(DeviceBatches(x, y, list(range(10)), 4)) == 3
+
+
+def test_training_batches_are_flipped_on_arrival_and_validation_batches_are_not(tmp_path):
+    x = np.arange(40 * 16, dtype=np.float32).reshape(40, 1, 4, 4)  # every pixel distinct: a flip shows
+    for split in ("train", "val", "test"):
+        save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(40) % 3)
+    write_json(tmp_path / "stats.json", {"classes": ["a", "b", "c"], "image_shape": [1, 4, 4], "mean": [0], "std": [1]})
+    dm = NormalisedDataModule(tmp_path, batch_size=40, eval_batch_size=40, flip=True)
+    dm.trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    dm.setup("fit")
+    stored, labels = next(iter(dm.train_dataloader()))
+    torch.manual_seed(0)
+    dm.trainer.training = True  # as in a training epoch, after Lightning moved the batch
+    augmented, same_labels = dm.on_after_batch_transfer((stored, labels), 0)
+    assert torch.equal(same_labels, labels)
+    mirrored = [torch.equal(a, s.flip(2)) for a, s in zip(augmented, stored, strict=True)]
+    kept = [torch.equal(a, s) for a, s in zip(augmented, stored, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and any(mirrored)
+
+    dm.trainer.validating = True
+    val = next(iter(dm.val_dataloader()))
+    seen, _ = dm.on_after_batch_transfer(val, 0)
+    assert torch.equal(seen, torch.from_numpy(x))  # exactly the stored images, in order

@@ -16,10 +16,10 @@ import pytest
 from PIL import Image
 from tests.data.formats import (
     ROOT,
-    SHARED,
     cifar_batch,
     data_config,
     gz,
+    idx_bytes,
     md5,
     mnist_like,
     tar_gz,
@@ -27,7 +27,9 @@ from tests.data.formats import (
 )
 
 from reprovision.data.cifar import CIFAR10_CLASSES
+from reprovision.data.raw import RawFile
 from reprovision.data.sources import SOURCES, check_manifest, download, read
+from reprovision.data.verify import verify_file
 from reprovision.errors import DataError
 from reprovision.files import read_json
 from reprovision.urls import masked
@@ -78,32 +80,63 @@ def test_changed_raw_file_is_refused_before_reading(raw_with_digits):
 # --- MNIST: the real files, from a directory and over HTTP -----------------------------------
 
 
-def test_mnist_from_the_shared_directory_mirror(tmp_path):
-    cfg = data_config("data=mnist", f"data.mirror={SHARED / 'mnist'}")
+def test_mnist_from_a_directory_mirror(tmp_path, monkeypatch):
+    files = mnist_like()  # the four official file names, IDX inside gzip as published
+    use_fixture_checksums(monkeypatch, "mnist", **{n: {"content_md5": md5(d)} for n, d in files.items()})
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, data in files.items():
+        (mirror / name).write_bytes(gz(data))
+    cfg = data_config("data=mnist", f"data.mirror={mirror}")
     download(cfg, tmp_path / "raw")
+    assert {n: (tmp_path / "raw" / n).read_bytes() for n in files} == {n: gz(d) for n, d in files.items()}
     raw = read("mnist", tmp_path / "raw", cfg)
-    assert raw.x_train.shape == (60000, 1, 28, 28) and raw.x_test.shape == (10000, 1, 28, 28)
-    assert np.bincount(raw.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert raw.x_train.shape == (30, 1, 28, 28) and raw.x_test.shape == (10, 1, 28, 28)
+    assert raw.x_train.tobytes() == files["train-images-idx3-ubyte.gz"][16:]  # the pixels, after the header
+    assert raw.y_test.tolist() == list(range(10))
 
 
-def test_mnist_over_http_accepts_a_recompressed_copy(tmp_path, http_server):
-    for name in SOURCES["mnist"].files:
-        data = (SHARED / "mnist" / name.name).read_bytes()
-        http_server[name.name] = gz(gzip.decompress(data), level=1)  # same content, other bytes
-    download(data_config("data=mnist", f"data.mirror={http_server.url}"), tmp_path / "raw")
+def test_mnist_over_http_accepts_a_recompressed_copy(tmp_path, http_server, monkeypatch):
+    files = mnist_like()
+    # As the registry knows MNIST: by the md5 of each file's content, not of the published .gz.
+    use_fixture_checksums(monkeypatch, "mnist", **{n: {"content_md5": md5(d)} for n, d in files.items()})
+    for name, data in files.items():
+        http_server[name] = gz(data, level=1)  # same content, other bytes than the published gz(data)
+        assert md5(gz(data, level=1)) != md5(gz(data))
+    cfg = data_config("data=mnist", f"data.mirror={http_server.url}")
+    download(cfg, tmp_path / "raw")
     assert read_json(tmp_path / "raw" / "manifest.json")["dataset"] == "mnist"
+    raw = read("mnist", tmp_path / "raw", cfg)
+    assert raw.x_test.tobytes() == files["t10k-images-idx3-ubyte.gz"][16:]
 
 
-def test_fashion_mnist_reads_the_idx_format(tmp_path, http_server, monkeypatch):
+def test_fashion_mnist_reads_the_idx_format_from_a_mirror_that_recompresses(tmp_path, http_server, monkeypatch):
     files = mnist_like()
     for name, data in files.items():
-        http_server[name] = gz(data)
-    # Only the published .gz md5s are known for Fashion-MNIST: point them at the fixture files.
-    use_fixture_checksums(monkeypatch, "fashion_mnist", **{n: {"file_md5": md5(gz(d))} for n, d in files.items()})
+        http_server[name] = gz(data, level=1)  # re-compressed: other bytes than the published .gz
+    # The real checksums are for the real files: point both kinds at the fixture's.
+    known = {n: {"content_md5": md5(d), "file_md5": md5(gz(d))} for n, d in files.items()}
+    use_fixture_checksums(monkeypatch, "fashion_mnist", **known)
     cfg = data_config("data=fashion_mnist", f"data.mirror={http_server.url}")
     download(cfg, tmp_path / "raw")
     raw = read("fashion_mnist", tmp_path / "raw", cfg)
     assert raw.x_train.shape == (30, 1, 28, 28) and raw.classes[0] == "T-shirt/top"
+
+
+def test_every_idx_file_is_checked_by_content_so_recompressed_mirrors_pass():
+    for name in ("mnist", "fashion_mnist"):
+        assert all(f.content_md5 for f in SOURCES[name].files), name
+
+
+def test_a_file_known_only_by_its_compressed_md5_says_what_to_serve(tmp_path):
+    data = idx_bytes(np.arange(10))
+    (tmp_path / "labels.gz").write_bytes(gz(data, level=1))
+    with pytest.raises(DataError) as e:
+        verify_file(tmp_path / "labels.gz", RawFile("labels.gz", file_md5=md5(gz(data))))
+    assert "None" not in str(e.value)
+    assert "only the compressed file's md5 is published" in str(e.value)
+    assert "serve the original file" in str(e.value)
+    assert verify_file(tmp_path / "labels.gz", RawFile("labels.gz", file_md5=md5(gz(data, level=1))))
 
 
 # --- CIFAR-10: official python batches; pickles read only once verified ----------------------
@@ -120,10 +153,11 @@ def test_cifar10_official_format_over_http(tmp_path, http_server, monkeypatch, c
     cfg = data_config("data=cifar10", f"data.mirror={http_server.url}")
     download(cfg, tmp_path / "raw")
     raw = read("cifar10", tmp_path / "raw", cfg)
-    with np.load(SHARED / "cifar10-subset" / "cifar10_lossless_subset.npz", allow_pickle=False) as npz:
-        expected = npz["x_train"][:100].transpose(0, 3, 1, 2)
-        assert np.array_equal(raw.x_train, expected)  # planes decoded the right way round
-        assert raw.y_test.tolist() == npz["y_test"][:20].tolist()
+    # Each row of a batch's data is the image's red plane, then green, then blue (CIFAR's layout).
+    batches = [pickle.loads(cifar_members[f"cifar-10-batches-py/data_batch_{i}"]) for i in range(1, 6)]
+    expected = np.concatenate([b[b"data"] for b in batches]).reshape(100, 3, 32, 32)
+    assert np.array_equal(raw.x_train, expected)  # planes decoded the right way round
+    assert raw.y_test.tolist() == pickle.loads(cifar_members["cifar-10-batches-py/test_batch"])[b"labels"]
     # The class names read from the archive's batches.meta, and the constant it was built from,
     # are CIFAR-10's published ones.
     published = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from tests.data.formats import data_config
@@ -61,6 +63,28 @@ def test_split_stage_on_digits(tmp_path):
         assert sum(summary["class_counts"][s].values()) == summary["sizes"][s]
         assert min(summary["class_counts"][s].values()) > 0
         assert (tmp_path / "split" / f"{s}.npz").is_file()
+
+
+def test_a_raw_file_changed_after_download_is_refused_and_the_split_kept(tmp_path):
+    """A raw file edited after the download stage verified it (one label changed: it still reads)
+    stops the split stage in one line; the split from before stays exactly as it was."""
+    raw, out = tmp_path / "raw", tmp_path / "split"
+    download(data_config(), raw)
+    split(data_config(), raw, out, seed=42)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with gzip.open(raw / "digits.csv.gz", "rt") as f:
+        rows = f.read().splitlines()
+    first = rows[0].split(",")
+    first[-1] = str((int(float(first[-1])) + 1) % 10)  # relabel the first image
+    with gzip.open(raw / "digits.csv.gz", "wt") as f:
+        f.write("\n".join([",".join(first), *rows[1:]]) + "\n")
+    with pytest.raises(DataError) as err:
+        split(data_config(), raw, out, seed=42)
+    assert str(err.value) == (
+        f"{raw / 'digits.csv.gz'}: differs from its download manifest; rerun the download stage (dvc repro -f download)"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "split"]  # no half-written split beside it
 
 
 def test_class_subset_is_relabelled_and_keeps_names():

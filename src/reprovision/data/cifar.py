@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from reprovision.data.archives import iter_members
+from reprovision.data.archives import Limits, iter_members
 from reprovision.data.raw import RawData, RawFile
 from reprovision.data.verify import md5_of
 from reprovision.errors import DataError
@@ -53,10 +53,12 @@ def unpickle_verified(data: bytes, md5: str, name: str) -> Any:
     return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
 
 
-def read_cifar10(raw_dir: Path, cfg: Any = None, files: tuple[RawFile, ...] = (CIFAR10_FILE,)) -> RawData:
-    """The batches in `files` (the registry's spec: its member md5s are what each pickle must hash to)."""
+def read_cifar10(raw_dir: Path, cfg: Any, files: tuple[RawFile, ...] = (CIFAR10_FILE,)) -> RawData:
+    """The batches in `files` (the registry's spec: its member md5s are what each pickle must hash to),
+    within the archive limits of `cfg` (data)."""
     (spec,) = files
-    members = {str(p): d for p, d in iter_members(raw_dir / spec.name) if str(p) in spec.members}
+    archive = iter_members(raw_dir / spec.name, Limits.of(cfg.archive))
+    members = {str(p): d for p, d in archive if str(p) in spec.members}
     missing = sorted(set(spec.members) - set(members))
     if missing:
         raise DataError(f"{spec.name}: {missing[0]} is missing; download it again")

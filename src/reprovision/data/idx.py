@@ -54,30 +54,37 @@ def _idx_reader(classes: list[str]) -> Callable[..., RawData]:
     return read
 
 
-def _idx_files(md5s: dict[str, str], published: bool) -> tuple[RawFile, ...]:
-    key = "file_md5" if published else "content_md5"
-    return tuple(RawFile(name, **{key: md5}) for name, md5 in md5s.items())
-
-
 # md5 of the decompressed files, as published; a re-compressed mirror passes.
-MNIST_FILES = _idx_files(
-    {
-        "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
-    },
-    published=False,
+MNIST_FILES = (
+    RawFile("train-images-idx3-ubyte.gz", content_md5="6bbc9ace898e44ae57da46a324031adb"),
+    RawFile("train-labels-idx1-ubyte.gz", content_md5="a25bea736e30d166cdddb491f175f624"),
+    RawFile("t10k-images-idx3-ubyte.gz", content_md5="2646ac647ad5339dbf082846283269ea"),
+    RawFile("t10k-labels-idx1-ubyte.gz", content_md5="27ae3e4e09519cfbb04c329615203637"),
 )
-# Only the .gz files' md5 are published: a re-compressed mirror is refused.
-FASHION_FILES = _idx_files(
-    {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-    published=True,
+# Fashion-MNIST's own README publishes the .gz files' md5; the decompressed files' md5 are
+# published by loaders that check the raw files (torchvision's and others'): a mirror passes with
+# either the original .gz files or a re-compressed copy of the same content.
+FASHION_FILES = (
+    RawFile(
+        "train-images-idx3-ubyte.gz",
+        content_md5="f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        file_md5="8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    ),
+    RawFile(
+        "train-labels-idx1-ubyte.gz",
+        content_md5="9018921c3c673c538a1fc5bad174d6f9",
+        file_md5="25c81989df183df01b3e8a0aad5dffbe",
+    ),
+    RawFile(
+        "t10k-images-idx3-ubyte.gz",
+        content_md5="8181f5470baa50b63fa0f6fddb340f0a",
+        file_md5="bef4ecab320f06d8554ea6380940ec79",
+    ),
+    RawFile(
+        "t10k-labels-idx1-ubyte.gz",
+        content_md5="15d484375f8d13e6eb1aabb0c3f46965",
+        file_md5="bb300cfdad3c16e7a12a480ee83cd310",
+    ),
 )
 read_mnist = _idx_reader(MNIST_CLASSES)
 read_fashion_mnist = _idx_reader(FASHION_CLASSES)

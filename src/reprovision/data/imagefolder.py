@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from reprovision.data.archives import is_archive, iter_members, pack_directory
+from reprovision.data.archives import Limits, is_archive, iter_members, pack_directory
 from reprovision.data.fetch import copy_file
 from reprovision.data.raw import RawData
 from reprovision.errors import DataError
@@ -22,16 +22,16 @@ SPLIT_DIRS = ("train", "test")
 Found = dict[str, dict[str, list[np.ndarray]]]
 
 
-def fetch_imagefolder(path: str, dest: Path) -> str:
+def fetch_imagefolder(path: str, dest: Path, limits: Limits) -> str:
     """Keep the user's images as one file in data/raw: an archive as given, a directory packed."""
     src = Path(path)
     if src.is_dir():
-        pack_directory(src, dest / "images.tar")
+        pack_directory(src, dest / "images.tar", limits)
     elif src.is_file() and is_archive(src):
         copy_file(src, dest / src.name)
     else:
         raise DataError(f"data.path={path!r}: not a directory or a .tar/.tar.gz/.zip archive")
-    for _ in iter_members(_archive_in(dest)):  # refuse unsafe or truncated archives now, not at split
+    for _ in iter_members(_archive_in(dest), limits):  # refuse unsafe or truncated archives now, not at split
         pass
     return str(src.resolve())
 
@@ -50,7 +50,11 @@ def decode_image(data: bytes, where: str, channels: int, size: int | None) -> np
             if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Image.DecompressionBombError as e:  # PIL's own pixel limit, checked before decoding
+        raise DataError(f"{where} is too large to decode ({e}); refusing it: remove or shrink it") from None
+    except UnidentifiedImageError:  # PIL's message names its in-memory buffer, not the file
+        raise DataError(f"{where} is not a readable image (no format PIL knows); remove or replace it") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{where} is not a readable image ({e}); remove or replace it") from None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -73,7 +77,7 @@ def _decode_all(archive: Path, cfg: Any) -> Found:
     found: Found = {s: {} for s in SPLIT_DIRS}
     bar = tqdm(desc="decoding images", unit=" img", disable=None if sys.stderr.isatty() else True, leave=False)
     with bar:
-        for path, data in iter_members(archive):
+        for path, data in iter_members(archive, Limits.of(cfg.archive)):
             parts = _strip_root(path)
             if parts is None or len(parts) < 2:
                 continue

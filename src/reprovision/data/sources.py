@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reprovision.data.archives import Limits
 from reprovision.data.cifar import CIFAR10_CLASSES, CIFAR10_FILE, CIFAR10_URLS, read_cifar10
 from reprovision.data.digits import DIGITS_FILES, read_digits, sklearn_data_dir
 from reprovision.data.fetch import fetch_first
@@ -90,16 +91,16 @@ def fetch(name: str, cfg: Any, dest: Path) -> dict[str, Any]:
     if name == IMAGEFOLDER:
         if not cfg.path:
             raise DataError("data=imagefolder needs data.path: a directory or archive of train/<class>/ images")
-        origin = fetch_imagefolder(cfg.path, dest)
+        origin = fetch_imagefolder(cfg.path, dest, Limits.of(cfg.archive))
         read_imagefolder(dest, cfg)  # decode everything now: bad images never reach data/raw
         files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in dest.iterdir()}
         return {"dataset": name, "description": f"image folder {origin}", "files": files}
     source = SOURCES[name]
     sources = ((cfg.mirror,) if cfg.mirror else ()) + source.urls()
-    files = {}
+    files, limits = {}, Limits.of(cfg.archive)
     for spec in source.files:
         origin, files[spec.name] = fetch_first(
-            spec.name, sources, dest / spec.name, lambda p, s=spec: verify_file(p, s)
+            spec.name, sources, dest / spec.name, lambda p, s=spec: verify_file(p, s, limits), cfg.download
         )
         log.info("download: %s verified (from %s)", spec.name, masked(origin))
     return {"dataset": name, "description": source.description, "files": files}

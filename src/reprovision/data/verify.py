@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from reprovision.data.archives import iter_members
+from reprovision.data.archives import Limits, iter_members
 from reprovision.data.raw import RawFile
 from reprovision.errors import DataError
 from reprovision.files import file_digest, sha256_file
@@ -39,22 +39,29 @@ def content_md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_file(path: Path, spec: RawFile) -> dict[str, Any]:
-    """Check a downloaded file against `spec`; return its manifest entry or raise DataError."""
+def verify_file(path: Path, spec: RawFile, limits: Limits | None = None) -> dict[str, Any]:
+    """Check a downloaded file against `spec`; return its manifest entry or raise DataError.
+
+    An archive (`spec.members`) is read within `limits` (data.archive), which it then needs."""
     if _looks_like_html(path):
         raise DataError("the source sent an HTML page instead of the file")
     if spec.members:
-        got = {str(p): md5_of(data) for p, data in iter_members(path) if str(p) in spec.members and data is not None}
+        members = iter_members(path, limits)
+        got = {str(p): md5_of(data) for p, data in members if str(p) in spec.members and data is not None}
         bad = [m for m, md5 in spec.members.items() if got.get(m) != md5]
         ok = not bad
         detail = f"member {bad[0]} missing or changed" if bad else ""
-    else:
+    elif spec.content_md5:
         actual = content_md5(path)
         ok = actual == spec.content_md5
-        detail = f"content md5 {actual} is not the known {spec.content_md5}"
+        detail = f"content md5 {actual} is not the published {spec.content_md5}"
+    else:
+        ok, detail = False, "only the compressed file's md5 is published, so a re-compressed copy cannot be checked"
     if not ok and spec.file_md5:
-        ok = file_digest(path, "md5") == spec.file_md5
-        detail += " nor is the file the published one"
+        actual = file_digest(path, "md5")
+        ok = actual == spec.file_md5
+        detail += f"; the file's md5 {actual} is not the published {spec.file_md5}"
+        detail += "" if spec.content_md5 or spec.members else ": serve the original file, not a re-compressed one"
     if not ok:
         raise DataError(f"checksum mismatch: {detail}")
     return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
