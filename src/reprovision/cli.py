@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 STARTED = time.perf_counter()  # the command's start: stages report their start-up time from here
 
 # Stage modules are imported only when their command runs: `download` need not load torch.
 COMMANDS = {
+    "config": ("reprovision.stages.config", "check params.yaml: valid, and composed from conf/"),
     "download": ("reprovision.stages.download", "fetch and verify a dataset's raw files"),
     "split": ("reprovision.stages.split", "stratified train/val/test split"),
     "normalise": ("reprovision.stages.normalise", "per-channel statistics from train, applied"),
@@ -19,6 +24,7 @@ COMMANDS = {
     "report": ("reprovision.stages.report", "HTML report of the run"),
     "params": ("reprovision.commands.params", "compose conf/ into params.yaml (overrides allowed)"),
     "check": ("reprovision.commands.check", "compare metrics with a baseline; exit 1 on a regression"),
+    "mlflow-run": ("reprovision.commands.mlflow_run", "the MLflow UI address of a DVC experiment's run"),
     "reproduce": ("reprovision.commands.reproduce", "rerun a past MLflow run's config and compare"),
     "sweep": ("reprovision.commands.sweep", "hyperparameter search on the validation split"),
     "predict": ("reprovision.commands.predict", "classify image files: top-k classes with probabilities"),
@@ -56,6 +62,26 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*overridden `on_after_batch_transfer`.*")
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a scheduler, `docker stop`) raises Terminated, a KeyboardInterrupt, where
+    the command is, so every `finally` cleans up as on Ctrl-C: no half-written temporaries.
+    Lightning chains this handler after its own during a fit."""
+    from reprovision.errors import Terminated
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -69,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_BAD_INPUT
 
-    from reprovision.errors import BadInput, StageFailed
+    from reprovision.errors import BadInput, StageFailed, Terminated
 
     quiet_libraries()
     module = importlib.import_module(COMMANDS[command][0])
@@ -78,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.set_defaults(started=STARTED)  # stages that time themselves count from the command's start
     args = parser.parse_args(argv[1:])  # exits 2 on bad arguments
     try:
-        module.run(args)
+        with sigterm_as_interrupt():
+            module.run(args)
     except BadInput as e:
         print(f"reprovision {command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -92,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     except StageFailed as e:
         print(f"reprovision {command}: failed: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"reprovision {command}: interrupted; outputs were not written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"reprovision {command}: {how}; outputs were not written", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)  # as the shell reports it
     return EXIT_OK

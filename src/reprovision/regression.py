@@ -106,11 +106,26 @@ def read_baseline(path: Path) -> dict[str, float]:
     return metrics
 
 
+def commit_of(rev: str) -> str:
+    """The commit a revision names. `--end-of-options`: a revision is never read as an option
+    (`--output=FILE` would have git write that file)."""
+    proc = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise BadInput(f"--rev {rev!r} names no commit of this repository; pass a commit, branch or tag")
+    return proc.stdout.strip()
+
+
 def metrics_at_revision(rev: str, paths: list[Path]) -> dict[str, float]:
     """The metrics files as committed at a git revision (they are git-tracked DVC metrics)."""
     merged: dict[str, float] = {}
+    commit = commit_of(rev)
     for path in paths:
-        proc = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], capture_output=True, text=True)
+        show = ["git", "show", "--end-of-options", f"{commit}:{path.as_posix()}"]
+        proc = subprocess.run(show, capture_output=True, text=True)
         if proc.returncode != 0:
             raise BadInput(f"no {path} at git revision {rev!r}: {proc.stderr.strip().splitlines()[-1]}")
         try:

@@ -70,3 +70,15 @@ def test_missing_or_malformed_baseline_exits_2(metrics, content, capsys):
     assert main(["check", "--baseline", "b.json"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("reprovision check: error: baseline b.json") and "\n" not in err
+
+
+def test_a_regression_beyond_tolerance_exits_1_with_one_line_naming_the_metric(metrics, capsys):
+    # The baseline's test/acc beats this run's 0.9 by more than the 0.01 allowed; the rest hold.
+    baseline = {"test/acc": 0.95, "test/f1_macro": 0.9, "test/loss": 0.3, "val/acc": 0.9}
+    (metrics / "b.json").write_text(json.dumps({"metrics": baseline}))
+    argv = ["check", "--params", "params.yaml", "--metrics", "metrics/eval.json", "metrics/train.json"]
+    assert main([*argv, "--baseline", "b.json"]) == 1
+    out, err = capsys.readouterr()
+    assert err == "reprovision check: failed: test/acc regressed beyond tolerance against b.json\n"
+    verdicts = {line.split()[0]: line.split()[-1] for line in out.splitlines()[2:]}
+    assert verdicts == {"test/acc": "REGRESSED", "test/f1_macro": "same", "test/loss": "same", "val/acc": "same"}

@@ -16,6 +16,7 @@ from pathlib import Path
 from reprovision.errors import BadInput
 from reprovision.models.classifier import ImageClassifier, load_classifier
 from reprovision.prediction import class_probabilities, top_k
+from reprovision.urls import masked
 
 
 def load_model(model: str, tracking_uri: str | None) -> ImageClassifier:
@@ -42,7 +43,7 @@ def load_model(model: str, tracking_uri: str | None) -> ImageClassifier:
                 local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp)).resolve()
         except (MlflowException, OSError) as e:
             first = str(e).splitlines()[0][:200]
-            raise BadInput(f"{model}: not found in {uri} ({first}); check the URI or --tracking-uri") from None
+            raise BadInput(f"{model}: not found in {masked(uri)} ({first}); check the URI or --tracking-uri") from None
         meta = yaml.safe_load((local / "MLmodel").read_text())
         try:
             checkpoint = (local / meta["flavors"]["python_function"]["artifacts"]["checkpoint"]["path"]).resolve()
@@ -62,6 +63,19 @@ def default_tracking_uri() -> str:
     if Path("params.yaml").is_file():
         return tracking.tracking_uri(load_config("params.yaml"))  # the same precedence as the stages
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
+
+
+def read_image_file(path: Path) -> bytes:
+    """The file's bytes; a directory or an unreadable file is a one-line BadInput (a missing file:
+    FileNotFoundError, exit 2 too)."""
+    if path.is_dir():
+        raise BadInput(f"{path}: a directory, not an image file; pass the images in it (e.g. {path}/*.png)")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise BadInput(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +99,7 @@ def run(args: argparse.Namespace) -> None:
         raise BadInput(f"--top-k {args.top_k}: expected an integer >= 1")
     module = load_model(args.model, args.tracking_uri)
     classes = module.hparams.classes
-    images = [path.read_bytes() for path in args.images]  # a missing file: FileNotFoundError, exit 2
+    images = [read_image_file(path) for path in args.images]
     probs = class_probabilities(module, images, [str(p) for p in args.images])
     results = top_k(probs, classes, min(args.top_k, len(classes)))
     if args.json:

@@ -21,6 +21,7 @@ from reprovision.config import Tolerance, load_config
 from reprovision.errors import BadInput, StageFailed
 from reprovision.files import atomic_file
 from reprovision.regression import compare, read_metrics, text_table
+from reprovision.urls import masked
 
 
 def fetch_run_config(run_id: str, uri: str) -> tuple[str, dict[str, str], dict[str, float]]:
@@ -37,7 +38,8 @@ def fetch_run_config(run_id: str, uri: str) -> tuple[str, dict[str, str], dict[s
             )
             text = Path(path).read_text()
     except (MlflowException, OSError) as e:
-        raise BadInput(f"run {run_id} or its config/params.yaml not found in {uri}: {str(e).splitlines()[0]}") from None
+        first = str(e).splitlines()[0]
+        raise BadInput(f"run {run_id} or its config/params.yaml not found in {masked(uri)}: {first}") from None
     return text, run.data.tags, run.data.metrics
 
 
@@ -75,7 +77,7 @@ def reproduce(run_id: str, uri: str, params_path: Path, metrics_path: Path) -> l
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_id", help="MLflow run id (models/run.json, the MLflow UI)")
+    parser.add_argument("run_id", help="MLflow run id (checkpoints/run.json, the MLflow UI)")
     parser.add_argument("--params", default="params.yaml", type=Path, help="config file to restore into")
     parser.add_argument("--metrics", default="metrics/eval.json", type=Path, help="test metrics to compare")
     parser.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI, tracking.uri, sqlite:///mlflow.db")

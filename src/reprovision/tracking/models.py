@@ -29,7 +29,7 @@ def log_classifier(run: PipelineRun, checkpoint: Path, classes: list[str], examp
 
     outputs = [ColSpec("string", "predicted"), ColSpec("double", "confidence")]
     outputs += [ColSpec("double", f"p_{c}") for c in classes]
-    with fluent_api(run.info["tracking_uri"]), mlflow.start_run(run_id=run.run_id):
+    with fluent_api(run.uri), mlflow.start_run(run_id=run.run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(SERVING_CODE),
@@ -68,7 +68,7 @@ def register_classifier(run: PipelineRun, model_uri: str, name: str, val_acc: fl
     `champion` to it only if it is strictly the best so far. Returns a line saying what happened."""
     import mlflow
 
-    with fluent_api(run.info["tracking_uri"]), store_lock(run.info["tracking_uri"]):
+    with fluent_api(run.uri), store_lock(run.uri):
         version = mlflow.register_model(model_uri, name, tags={"val_acc": str(val_acc)}).version
         champion = promote_champion(run.client, name)
     if str(champion.version) == str(version):

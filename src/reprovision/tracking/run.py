@@ -11,8 +11,16 @@ import time
 from pathlib import Path
 
 from reprovision.config import Config, flatten
-from reprovision.tracking.store import artifact_location, check_reachable, store_lock, tracking_uri
-from reprovision.urls import masked
+from reprovision.config.consistency import REPRODUCES_ENV
+from reprovision.tracking.store import (
+    artifact_location,
+    check_reachable,
+    client_uri,
+    store_lock,
+    tracking_uri,
+    with_credentials,
+)
+from reprovision.urls import masked, without_credentials
 
 
 def _git(*args: str) -> str | None:
@@ -25,7 +33,6 @@ def _git(*args: str) -> str | None:
 
 VERSIONED = ("torch", "pytorch-lightning", "mlflow", "dvc", "hydra-core", "numpy")
 PIPELINE_WRITES = (":!dvc.lock", ":!metrics")  # files the pipeline itself rewrites during a run
-REPRODUCES_ENV = "REPROVISION_REPRODUCES"  # set by `reprovision reproduce` for the new run
 
 
 def run_tags(data_dir: str | None = None) -> dict[str, str]:
@@ -61,6 +68,7 @@ def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
     return None
 
 
+URL_KEYS = ("data.mirror", "tracking.uri", "search.storage")  # config values that may hold user:password@
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value; the full config is an artifact
 MAX_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch
 
@@ -69,8 +77,9 @@ def run_params(cfg: Config) -> dict[str, object]:
     """Every resolved value under its dotted key, credentials masked (log_params cuts values to
     MLflow's limit; config/params.yaml keeps them whole)."""
     params = flatten(cfg)
-    if params.get("data.mirror"):
-        params["data.mirror"] = masked(params["data.mirror"])  # never a password in MLflow
+    for key in URL_KEYS:
+        if params.get(key):
+            params[key] = masked(params[key])  # never a password in MLflow
     return params
 
 
@@ -91,12 +100,15 @@ class PipelineRun:
     """The MLflow run of one pipeline run: train opens it, evaluate and report reopen it from
     `models/run.json`, a resumed train reopens it from its checkpoint directory."""
 
-    def __init__(self, info: dict[str, str]) -> None:
+    def __init__(self, info: dict[str, str], configured: str | None = None) -> None:
+        """`info` as recorded (its tracking URI without credentials); `configured`, this process's
+        tracking URI, puts the credentials back when it names the same server."""
         from mlflow.tracking import MlflowClient
 
         self.info = info
         self.run_id = info["run_id"]
-        self.client = MlflowClient(info["tracking_uri"])
+        self.uri = with_credentials(info["tracking_uri"], configured)  # kept in memory, never written
+        self.client = MlflowClient(client_uri(self.uri))
 
     @classmethod
     def start(
@@ -114,7 +126,7 @@ class PipelineRun:
         uri = tracking_uri(cfg)
         check_reachable(uri)
         with store_lock(uri):  # the first client creates the tables; so does the first run
-            client = MlflowClient(uri)
+            client = MlflowClient(client_uri(uri))
             experiment = client.get_experiment_by_name(cfg.tracking.experiment)
             experiment_id = (
                 experiment.experiment_id
@@ -126,12 +138,13 @@ class PipelineRun:
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI
         run_id = client.create_run(experiment_id, tags=tags).info.run_id
-        self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": uri})
+        # Recorded (run.json, resume.json) without credentials; reopening supplies them again.
+        self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": without_credentials(uri)}, uri)
         self.log_params({**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))})
-        # The config that ran, whole, as reproduce restores it; a mirror's password masked.
+        # The config that ran, whole, as reproduce restores it; passwords in URLs masked.
         text = params_path.read_text()
-        if cfg.data.mirror:
-            text = text.replace(cfg.data.mirror, masked(cfg.data.mirror))
+        for url in (cfg.data.mirror, cfg.tracking.uri, cfg.search.storage):
+            text = text.replace(url, masked(url)) if url else text
         client.log_text(run_id, text, "config/params.yaml")
         self.log_artifact(summary_path, "data")
         return self
@@ -183,3 +196,16 @@ class PipelineRun:
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             self.client.set_terminated(self.run_id, status)
+
+
+RUN_FILE = "run.json"  # in the train stage's checkpoint directory: neither git-tracked nor DVC-hashed
+
+
+def recorded_run(path: Path, stage: str, configured: str | None = None) -> PipelineRun | None:
+    """The MLflow run the train stage recorded at `path`, for evaluate and report to log into; None,
+    said in one line, when there is none (a model pulled from a DVC remote, trained elsewhere).
+    `configured` (tracking_uri of the stage's config) supplies the credentials the record omits."""
+    if not path.is_file():
+        print(f"{stage}: no MLflow run recorded at {path} (the model was trained elsewhere): not logged to MLflow")
+        return None
+    return PipelineRun(json.loads(path.read_text()), configured)

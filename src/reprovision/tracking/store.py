@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reprovision.config import Config
 from reprovision.errors import BadInput
-from reprovision.urls import masked
+from reprovision.urls import basic_auth, masked, split_credentials, without_credentials
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
 
@@ -34,21 +34,69 @@ def artifact_location(uri: str) -> str | None:
     return None
 
 
+def with_credentials(recorded: str, configured: str | None = None) -> str:
+    """The recorded tracking URI (written without credentials) with the user's put back: those of
+    `configured` or of $MLFLOW_TRACKING_URI, whichever names the same server; else as recorded,
+    and MLflow reads MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD itself. Credentials for
+    one server are never sent to another."""
+    for uri in (configured, os.environ.get("MLFLOW_TRACKING_URI")):
+        if uri and without_credentials(uri) == recorded:
+            return uri
+    return recorded
+
+
+def client_uri(uri: str) -> str:
+    """`uri` as MLflow's client is given it: its user:password moved to MLflow's own
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (this process's), because MLflow prints
+    the URI it holds in every run link ("View run ... at")."""
+    bare, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password or ""
+    return bare
+
+
+def _authorization(uri: str) -> str | None:
+    """The header MLflow's client would send: user:password from the URI, else its environment."""
+    _, user, password = split_credentials(uri)
+    if user is None and os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user, password = os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user is not None:
+        return basic_auth(user, password)
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    return f"Bearer {token}" if token else None
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, before any training, when a tracking server does not answer (the MLflow
-    client would otherwise retry for minutes)."""
+    """Fail fast, before any training, when a tracking server does not answer or refuses the
+    credentials (the MLflow client would otherwise retry for minutes)."""
     if not uri.startswith(("http://", "https://")):
         return
+    import urllib.error
     import urllib.request
 
+    # user:password goes in a header: in the URL the resolver would take it for the host name.
+    request = urllib.request.Request(without_credentials(uri).rstrip("/") + "/health")
+    if auth := _authorization(uri):
+        request.add_unredirected_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+        with urllib.request.urlopen(request, timeout=timeout_s):
             pass
-    except OSError as e:
+    except urllib.error.HTTPError as e:
+        if e.code not in (401, 403):
+            raise _unreachable(uri, f"HTTP {e.code} {e.reason}") from None
         raise BadInput(
-            f"MLflow tracking server {masked(uri)} unreachable ({getattr(e, 'reason', e)}); start it, or unset "
-            "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
+            f"MLflow tracking server {masked(uri)} refused the credentials (HTTP {e.code}); set the user and "
+            "password in the URI or in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
         ) from None
+    except OSError as e:
+        raise _unreachable(uri, getattr(e, "reason", e)) from None
+
+
+def _unreachable(uri: str, reason: object) -> BadInput:
+    return BadInput(
+        f"MLflow tracking server {masked(uri)} unreachable ({reason}); start it, or unset "
+        "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
+    )
 
 
 @contextlib.contextmanager
@@ -86,7 +134,7 @@ def fluent_api(uri: str) -> Iterator[None]:
     bars = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     logger.setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(client_uri(uri))
     try:
         with warnings.catch_warnings():
             # MLflow's signature code uses a pandas idiom pandas deprecates; nothing for us to act on.
