@@ -19,7 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from tests.project import BIN, ROOT, dvc, project_copy, run
+from tests.project import BIN, ROOT, dvc, project_copy, require_plots_page, run
 
 pytestmark = pytest.mark.slow
 SCREENSHOTS = Path(os.environ.get("REPROVISION_SCREENSHOTS") or ROOT / "artifacts" / "screenshots")
@@ -124,6 +124,7 @@ def vega_charts(work: Path, *plots_args: str) -> int:
 @pytest.fixture(scope="module")
 def pages(browser, tmp_path_factory) -> SimpleNamespace:
     """A fresh copy that ran an experiment: the report, and DVC's plots pages for it alone and against HEAD."""
+    require_plots_page()
     work = project_copy(ROOT, tmp_path_factory.mktemp("project"))
     # 3 epochs keep this module under a minute, and make the experiment differ from the committed
     # metrics (HEAD, 30 epochs), so the diff page draws two different revisions in each chart.

@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 PACKAGE = SRC / "reprovision"
-STAGES = ("download", "split", "normalise", "train", "evaluate", "report")
+STAGES = ("config", "download", "split", "normalise", "train", "evaluate", "report")
 LAUNCHER = {"reprovision.__main__", "reprovision.cli"}
 
 

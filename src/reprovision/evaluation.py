@@ -19,7 +19,7 @@ from torchmetrics.functional.classification import (
 
 from reprovision import plots, tracking
 from reprovision.data.datamodule import NormalisedDataModule
-from reprovision.files import atomic_file, read_json, write_csv, write_json
+from reprovision.files import atomic_file, write_csv, write_json
 from reprovision.models.classifier import load_classifier
 
 
@@ -53,23 +53,29 @@ ARTIFACTS = ("eval.json", "confusion_matrix.json", "confusion_matrix.png", "per_
 
 def evaluate(
     model_dir: Path,
+    run_file: Path,
     data_dir: Path,
     out_dir: Path,
     accelerator: str,
     tta: bool = False,
     batch_size: int = 1024,
     loader: str = "device",
+    tracking_uri: str | None = None,
+    limit_batches: int | None = None,
 ) -> dict:
-    """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to its MLflow
-    run; `tta` averages each image's and its mirror's predicted probabilities."""
+    """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to the MLflow
+    run recorded in `run_file` (`tracking_uri`, the configured store, supplies its credentials); `tta`
+    averages each image's and its mirror's predicted probabilities."""
     module = load_classifier(model_dir / "model.ckpt")
     module.flip_tta = tta
-    logits, targets = predict_test(module, data_dir, accelerator, batch_size, loader)
+    logits, targets = predict_test(module, data_dir, accelerator, batch_size, loader, limit_batches)
     classes = module.hparams.classes
     results = classification_metrics(logits, targets, classes)
     headline = {k: results[k] for k in ("test/acc", "test/f1_macro", "test/loss")}
     write_evaluation(out_dir, headline, results, logits, targets, classes)
-    run = tracking.PipelineRun(read_json(model_dir / "run.json"))
+    run = tracking.recorded_run(run_file, "evaluate", tracking_uri)
+    if run is None:
+        return headline
     per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
     run.log_metrics({**headline, **per_class})
     for name in ARTIFACTS:
@@ -77,8 +83,9 @@ def evaluate(
     return headline
 
 
-def predict_test(module, data_dir: Path, accelerator: str, batch_size: int, loader: str):
-    """Logits and labels of the whole test split, through Lightning's predict loop."""
+def predict_test(module, data_dir: Path, accelerator: str, batch_size: int, loader: str, limit_batches=None):
+    """Logits and labels of the test split (its first `limit_batches` batches in a smoke run; else
+    all of it), through Lightning's predict loop."""
     datamodule = NormalisedDataModule(data_dir, batch_size, loader=loader, eval_batch_size=batch_size)
     trainer = pl.Trainer(
         accelerator=accelerator,
@@ -87,9 +94,10 @@ def predict_test(module, data_dir: Path, accelerator: str, batch_size: int, load
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        limit_predict_batches=limit_batches or 1.0,
     )
     logits = torch.cat(trainer.predict(module, datamodule=datamodule)).float().cpu()
-    return logits, datamodule.datasets["test"].tensors[1].cpu()
+    return logits, datamodule.datasets["test"].tensors[1][: len(logits)].cpu()  # in order: a sequential sampler
 
 
 def write_evaluation(out_dir: Path, headline: dict, results: dict, logits, targets, classes: list[str]) -> None:

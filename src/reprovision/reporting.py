@@ -94,7 +94,7 @@ def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, model_dir: Pa
     curves = [{k: float(v) for k, v in row.items()} for row in read_csv(metrics_dir / "curves.csv")]
     predictions = read_csv(metrics_dir / "predictions.csv")
     test_images = load_arrays(split_dir / "test.npz")["x"]
-    summary = summary_rows(cfg, metrics_dir, read_json(model_dir / "run.json"), len(predictions))
+    summary = summary_rows(cfg, metrics_dir, len(predictions))
     rows = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary)
     n_wrong = sum(p["actual"] != p["predicted"] for p in predictions)
     sections = {
@@ -111,7 +111,9 @@ def render_report(cfg: Config, metrics_dir: Path, split_dir: Path, model_dir: Pa
     return PAGE.format(title=html.escape(f"{cfg.data.name} · {cfg.model.name} · {cfg.optim.name}"), **sections)
 
 
-def summary_rows(cfg: Config, metrics_dir: Path, run_info: dict, test_images: int) -> list[tuple[str, object]]:
+def summary_rows(cfg: Config, metrics_dir: Path, test_images: int) -> list[tuple[str, object]]:
+    # No MLflow run id: the page is a DVC output, a function of config, data and code; the report
+    # is logged to its run, and the MLflow UI shows it there.
     train, test = read_json(metrics_dir / "train.json"), read_json(metrics_dir / "eval.json")
     return [
         ("dataset", cfg.data.name),
@@ -126,7 +128,6 @@ def summary_rows(cfg: Config, metrics_dir: Path, run_info: dict, test_images: in
         ("test/f1_macro", f"{test['test/f1_macro']:.4f}"),
         ("test/loss", f"{test['test/loss']:.4f}"),
         ("test images", test_images),
-        ("MLflow run", run_info["run_id"]),
     ]
 
 

@@ -84,11 +84,22 @@ def test_initialisation_sets_the_published_scale(scheme, std):
 
 
 def test_flip_and_crop_move_pixels_not_values():
-    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    # Every pixel distinct: a flip or a shift shows, and each output pixel can be traced back.
+    x = torch.arange(64 * 2 * 4 * 4, dtype=torch.float32).reshape(64, 2, 4, 4)
     torch.manual_seed(0)
     flipped = flip_crop(x, crop_padding=0, flip=True)
-    assert all(torch.equal(f, i) or torch.equal(f, i.flip(2)) for f, i in zip(flipped, x, strict=True))
+    mirrored = [torch.equal(f, i.flip(2)) for f, i in zip(flipped, x, strict=True)]
+    kept = [torch.equal(f, i) for f, i in zip(flipped, x, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True))  # each image as it was, or mirrored
+    assert 16 < sum(mirrored) < 48  # about half, one draw per image
+    for f, i in zip(flipped, x, strict=True):  # the same pixel values, only moved
+        assert torch.equal(f.flatten().sort().values, i.flatten().sort().values)
+
     cropped = flip_crop(x, crop_padding=1, flip=False)
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    offsets = []
     for c, p in zip(cropped, padded, strict=True):  # each output is a 4x4 window of the padded image
-        assert any(torch.equal(c, p[:, i : i + 4, j : j + 4]) for i in range(3) for j in range(3))
+        windows = [(i, j) for i in range(3) for j in range(3) if torch.equal(c, p[:, i : i + 4, j : j + 4])]
+        assert len(windows) == 1
+        offsets += windows
+    assert len(set(offsets)) == 9  # every shift drawn, the unshifted (1, 1) among them

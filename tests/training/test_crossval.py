@@ -43,13 +43,21 @@ def test_three_fold_run_on_digits(tmp_path, monkeypatch):
     )
     summary = train_and_cross_validate(validate(composed), paths)
     assert summary["cv/folds"] == 3
-    assert 0 < summary["cv/val/acc_mean"] <= 1 and summary["cv/val/acc_std"] >= 0
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])
     main = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
     assert sorted(r.info.run_name for r in folds) == ["fold 1/3", "fold 2/3", "fold 3/3"]
+    # The summary's mean and spread are those of the folds' own runs (the sample std, of 3 folds).
     accs = [r.data.metrics["best/val/acc"] for r in folds]
+    assert summary["cv/val/acc_mean"] == pytest.approx(np.mean(accs))
+    assert summary["cv/val/acc_std"] == pytest.approx(np.std(accs, ddof=1))
     assert main.data.metrics["best/cv/val/acc_mean"] == pytest.approx(np.mean(accs))
-    assert all(int(r.data.params["dataset.size.val"]) in (479, 480) for r in folds)  # (1149 + 288) / 3
+    assert main.data.metrics["best/cv/val/acc_std"] == pytest.approx(np.std(accs, ddof=1))
+    # Each fold trained on its own part of the pooled train + val images (1149 + 288), validated
+    # on the rest, and every image is validated in exactly one fold.
+    sizes = [{s: int(r.data.params[f"dataset.size.{s}"]) for s in ("train", "val")} for r in folds]
+    assert all(s["train"] + s["val"] == 1437 for s in sizes) and sum(s["val"] for s in sizes) == 1437
+    for run, size in zip(folds, sizes, strict=True):
+        assert run.data.metrics["time/train_images"] == 2 * size["train"]  # 2 epochs of its own split

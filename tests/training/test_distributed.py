@@ -75,7 +75,7 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     # One MLflow run per training (none from the second process), each epoch logged once.
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])
-    run_id = json.loads((two / "models" / "run.json").read_text())["run_id"]
+    run_id = json.loads((two / "checkpoints" / "run.json").read_text())["run_id"]
     assert len(runs) == 2
     for key in ("train/loss", "val/acc", "val/loss"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == list(range(1, EPOCHS + 1)), key
@@ -91,7 +91,7 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     assert logged == pytest.approx(right / len(val["y"]), abs=1e-6)
 
     # The test split, through the evaluate stage: every test image once.
-    metrics = evaluate(two / "models", work / "normalised", two / "metrics", "cpu")
+    metrics = evaluate(two / "models", two / "checkpoints" / "run.json", work / "normalised", two / "metrics", "cpu")
     rows = (two / "metrics" / "predictions.csv").read_text().splitlines()[1:]
     assert len(rows) == summary["sizes"]["test"]
     correct = sum(r.split(",")[1] == r.split(",")[2] for r in rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from omegaconf import OmegaConf
 from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
 from reprovision.evaluation import evaluate
-from reprovision.files import load_arrays, read_json, write_json
+from reprovision.files import load_arrays, read_csv, read_json, write_json
 from reprovision.models.classifier import load_classifier
 from reprovision.training.checkpoints import AtomicCheckpointIO
 from reprovision.training.fit import train
@@ -77,23 +79,69 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     expected = torch.from_numpy(load_arrays(tmp_path / "norm" / "test.npz")["x"])
     assert torch.allclose(module.preprocess(raw), expected, atol=1e-6)
 
-    headline = evaluate(tmp_path / "models", tmp_path / "norm", tmp_path / "metrics", "cpu")
-    assert 0 <= headline["test/acc"] <= 1
-    predictions = (tmp_path / "metrics" / "predictions.csv").read_text().splitlines()
-    assert len(predictions) == 1 + 15
+    headline = evaluate(
+        tmp_path / "models", tmp_path / "ckpt" / "run.json", tmp_path / "norm", tmp_path / "metrics", "cpu"
+    )
+    # The headline test/acc is the share of right answers in predictions.csv, in eval.json and MLflow.
+    predictions = read_csv(tmp_path / "metrics" / "predictions.csv")
+    assert len(predictions) == 15
+    right = sum(p["actual"] == p["predicted"] for p in predictions)
+    assert headline["test/acc"] == pytest.approx(right / 15)
+    assert read_json(tmp_path / "metrics" / "eval.json")["test/acc"] == headline["test/acc"]
     matrix = np.array(read_json(tmp_path / "metrics" / "confusion_matrix.json")["matrix"])
     assert matrix.sum() == 15
 
-    run_id = read_json(tmp_path / "models" / "run.json")["run_id"]
+    run_id = read_json(tmp_path / "ckpt" / "run.json")["run_id"]
     run = MlflowClient(uri).get_run(run_id)
     assert run.data.params["model.name"] == "mlp"
     assert run.info.run_name == "digits-mlp-adam"  # data-model-optimizer, outside `dvc exp run`
+    # The splits it saw, as run inputs: DVC's hash of each split file is the digest.
+    inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["test", "training", "validation"]
+    for context, split in (("training", "train"), ("validation", "val"), ("test", "test")):
+        data = (tiny_split / f"{split}.npz").read_bytes()
+        assert inputs[context].digest == hashlib.md5(data).hexdigest() and inputs[context].name == f"tiny-{split}"
     assert run.data.params["dataset.classes"] == "a,b,c"
     assert run.data.params["dataset.size.train"] == "60"
     assert int(run.data.params["model.parameter_count"]) == sum(p.numel() for p in module.net.parameters())
     assert run.data.tags["recipe"].startswith("mlp adam lr=0.001 constant")
     assert run.data.metrics["test/acc"] == headline["test/acc"]
     assert run.data.metrics["time/train_s"] == timing["train_s"]
+
+
+def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_predictions(
+    tiny_split, tmp_path, root, monkeypatch
+):
+    """models/model.ckpt holds the epoch curves.csv shows with the highest val/acc (the first of
+    equals), not the last or the worst; eval.json's test/acc is what predictions.csv shows."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Plain SGD on the tiny data climbs for an epoch, then levels off: the first best epoch is
+    # neither the first nor the last one.
+    overrides = ["model=mlp", "model.hidden=[16]", "optim=sgd", "optim.lr=0.05", "trainer.max_epochs=5"]
+    overrides += ["trainer.progress_bar=false", "data.batch_size=16", "tracking.registered_model=null"]
+    cfg = validate(compose(root / "conf", [*overrides, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]))
+    normalise(tiny_split, tmp_path / "norm")
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    train(cfg, TrainPaths.scratch(tmp_path, tmp_path / "params.yaml", tmp_path / "norm", tiny_split / "summary.json"))
+
+    curves = read_csv(tmp_path / "curves.csv")
+    val_acc = [float(row["val/acc"]) for row in curves]
+    assert min(val_acc) < max(val_acc), f"val/acc never moved ({val_acc}): no epoch to choose"
+    best = curves[val_acc.index(max(val_acc))]  # index(): the first of equals
+    model = tmp_path / "models" / "model.ckpt"
+    assert torch.load(model, weights_only=True)["epoch"] + 1 == int(best["epoch"]), val_acc
+    assert read_json(tmp_path / "train.json")["best_epoch"] == int(best["epoch"])
+    # The weights themselves score that epoch's val/acc.
+    val = load_arrays(tmp_path / "norm" / "val.npz")
+    with torch.no_grad():
+        predicted = load_classifier(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
+    assert (predicted == val["y"]).mean() == pytest.approx(float(best["val/acc"]))
+
+    metrics = tmp_path / "metrics"
+    evaluate(tmp_path / "models", tmp_path / "checkpoints" / "run.json", tmp_path / "norm", metrics, "cpu")
+    predictions = read_csv(metrics / "predictions.csv")
+    right = sum(p["actual"] == p["predicted"] for p in predictions)
+    assert read_json(metrics / "eval.json")["test/acc"] == pytest.approx(right / len(predictions))
 
 
 def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_finishes(tiny_split, tmp_path, root):
@@ -110,7 +158,7 @@ def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_
     first = train(cfg, TrainPaths(*paths, tmp_path / "train.json", tmp_path / "curves.csv"))
     assert first["epochs"] == 2
     # As a kill during model logging leaves it: the final last.ckpt and resume.json.
-    run = read_json(tmp_path / "models" / "run.json")
+    run = read_json(tmp_path / "ckpt" / "run.json")
     write_json(tmp_path / "ckpt" / "resume.json", {"fingerprint": fingerprint(cfg, tmp_path / "norm"), "run": run})
     again = train(cfg, TrainPaths(*paths, tmp_path / "again.json", tmp_path / "curves2.csv", tmp_path / "t.json"))
     assert again == first and read_json(tmp_path / "t.json")["train_images"] == 0  # nothing trained twice
@@ -139,7 +187,7 @@ def test_last_checkpoint_and_mlflow_rows_are_written_at_the_interval_and_at_the_
     # The best checkpoint reaches disk just before last.ckpt, never after an epoch it holds.
     assert writes.count("last.ckpt") == (4 if every_s == 0 else 1) and writes[-1] == "last.ckpt"
     assert writes.count("best.ckpt") >= 1 and writes.index("best.ckpt") < writes.index("last.ckpt")
-    run_id = read_json(tmp_path / "models" / "run.json")["run_id"]
+    run_id = read_json(tmp_path / "checkpoints" / "run.json")["run_id"]
     assert [m.step for m in MlflowClient(uri).get_metric_history(run_id, "val/acc")] == [1, 2, 3, 4]
 
 
@@ -181,3 +229,60 @@ def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cach
     module = load_classifier(tmp_path / "warm" / "models" / "model.ckpt")
     assert not any("_orig_mod" in k for k in torch.load(tmp_path / "warm" / "models" / "model.ckpt")["state_dict"])
     assert module(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+
+
+def test_a_log_gets_one_line_per_epoch_not_a_redrawn_bar(tiny_split, tmp_path, root, capsys):
+    # Under pytest neither stream is a terminal, as in `dvc repro > log` or CI.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = ["model=mlp", "model.hidden=[16]", "trainer.max_epochs=3", "trainer.progress_bar=true"]
+    cfg = validate(compose(root / "conf", [*overrides, "tracking.registered_model=null", f"tracking.uri={uri}"]))
+    normalise(tiny_split, tmp_path / "norm")
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    capsys.readouterr()
+    train(cfg, TrainPaths.scratch(tmp_path, tmp_path / "params.yaml", tmp_path / "norm", tiny_split / "summary.json"))
+    out, err = capsys.readouterr()
+    epochs = [line for line in out.splitlines() if line.startswith("train: epoch ")]
+    assert [line.split()[2] for line in epochs] == ["1/3", "2/3", "3/3"]
+    assert all("val/acc" in line and "train/loss" in line for line in epochs)
+    assert "\r" not in out + err
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_system_metrics_reach_the_runs_system_metrics_tab_while_training(tiny_split, tmp_path, root, on):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = ["model=mlp", "model.hidden=[16]", "trainer.max_epochs=8", "trainer.progress_bar=false"]
+    overrides += [f"tracking.system_metrics={str(on).lower()}", "tracking.system_metrics_every_s=0.1"]
+    cfg = validate(compose(root / "conf", [*overrides, "tracking.registered_model=null", f"tracking.uri={uri}"]))
+    normalise(tiny_split, tmp_path / "norm")
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    train(cfg, TrainPaths.scratch(tmp_path, tmp_path / "params.yaml", tmp_path / "norm", tiny_split / "summary.json"))
+    run_id = read_json(tmp_path / "checkpoints" / "run.json")["run_id"]
+    logged = MlflowClient(uri).get_run(run_id).data.metrics
+    expected = {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"}
+    assert expected <= set(logged) if on else not any(k.startswith("system/") for k in logged)
+
+
+def test_a_smoke_run_takes_a_few_batches_of_each_split_and_is_never_registered(tiny_split, tmp_path, root):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = ["trainer=smoke", "model=mlp", "model.hidden=[16]", "data.batch_size=8", "data.eval_batch_size=4"]
+    overrides += ["trainer.progress_bar=false", "tracking.registered_model=smoked", f"tracking.uri={uri}"]
+    cfg = validate(compose(root / "conf", overrides))
+    assert (cfg.trainer.max_epochs, cfg.trainer.limit_batches) == (2, 2)
+    normalise(tiny_split, tmp_path / "norm")
+    (tmp_path / "params.yaml").write_text("seed: 42\n")
+    paths = TrainPaths.scratch(tmp_path, tmp_path / "params.yaml", tmp_path / "norm", tiny_split / "summary.json")
+    timing = tmp_path / "timing.json"
+    train(cfg, dataclasses.replace(paths, timing=timing))
+    assert read_json(timing)["train_images"] == 2 * 2 * 8  # two epochs of two batches, not the 60 images
+    rows = (tmp_path / "curves.csv").read_text().splitlines()
+    assert len(rows) == 3 and all(field for row in rows[1:] for field in row.split(","))  # every metric, each epoch
+    run_file = tmp_path / "checkpoints" / "run.json"
+    headline = evaluate(
+        tmp_path / "models", run_file, tmp_path / "norm", tmp_path / "metrics", "cpu", batch_size=4, limit_batches=2
+    )
+    predictions = (tmp_path / "metrics" / "predictions.csv").read_text().splitlines()
+    assert len(predictions) == 1 + 2 * 4  # two test batches of four
+    client = MlflowClient(uri)
+    run = client.get_run(read_json(run_file)["run_id"])
+    assert run.data.tags["smoke"] == "true" and run.data.metrics["test/acc"] == headline["test/acc"]
+    assert client.search_registered_models() == []  # never a version, never the champion

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_killed_training_resumes_to_the_same_result(digits, uninterrupted, sig, 
     assert (where / "train.json").read_text() == (uninterrupted / "train.json").read_text()
 
     # One MLflow run, every epoch logged exactly once.
-    run_id = json.loads((where / "models" / "run.json").read_text())["run_id"]
+    run_id = json.loads((where / "checkpoints" / "run.json").read_text())["run_id"]
     client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
     for key in ("val/acc", "train/loss"):
         assert [m.step for m in client.get_metric_history(run_id, key)] == list(range(1, 13)), key
@@ -142,6 +143,16 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits, caps
     assert message.startswith("reprovision train: failed: training loss is nan at step") or "inf" in message
     assert "lower optim.lr" in message
     assert not (where / "models").exists()
+    # What a rerun would resume from holds no diverged model: only checkpoints from before the bad
+    # step, with finite weights, and the message says whether there is one.
+    bad_step = int(re.search(r"at step (\d+)", message)[1])
+    kept = sorted((where / "checkpoints").glob("*.ckpt"))
+    for path in kept:
+        ckpt = torch.load(path, weights_only=True)
+        assert ckpt["global_step"] < bad_step, path.name
+        assert all(torch.isfinite(w).all() for w in ckpt["state_dict"].values()), path.name
+    last_kept = (where / "checkpoints" / "last.ckpt") in kept
+    assert message.endswith("the last good checkpoint is kept" if last_kept else "no checkpoint had been written yet")
     run_id = json.loads((where / "checkpoints" / "resume.json").read_text())["run"]["run_id"]
     assert MlflowClient(f"sqlite:///{digits / 'mlflow.db'}").get_run(run_id).info.status == "FAILED"
 
@@ -194,7 +205,7 @@ def test_two_trainings_share_one_mlflow_store_safely(digits):
         assert p.returncode == 0, err
     client = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}")
     for i in (1, 2):
-        run_id = json.loads((digits / f"concurrent-{i}" / "models" / "run.json").read_text())["run_id"]
+        run_id = json.loads((digits / f"concurrent-{i}" / "checkpoints" / "run.json").read_text())["run_id"]
         run = client.get_run(run_id)
         assert run.data.params["seed"] == str(i) and run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run_id, "val/acc")] == [1, 2, 3, 4, 5, 6]

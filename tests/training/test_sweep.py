@@ -80,3 +80,51 @@ def test_three_trial_search_on_digits(tmp_path, monkeypatch, sampler):
     summary = train(cfg, paths)
     assert summary["val/acc"] == result["best"]["val/acc"]
     assert dataclasses.asdict(cfg.optim)["weight_decay"] == pytest.approx(result["best"]["optim.weight_decay"])
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monkeypatch):
+    """Two `reprovision sweep` processes on one SQLite study, as two SLURM array tasks would run:
+    no trial twice, one parent run, the same best trial written from either side."""
+    import subprocess
+    import sys
+
+    import optuna
+    from omegaconf import OmegaConf
+    from tests.data.formats import data_config
+
+    from reprovision.data.normalise import normalise
+    from reprovision.data.sources import download
+    from reprovision.data.splitting import split
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    download(data_config(), tmp_path / "raw")
+    split(data_config(), tmp_path / "raw", tmp_path / "split", seed=42)
+    normalise(tmp_path / "split", tmp_path / "normalised")
+    uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
+    overrides = [f"tracking.uri={uri}", "trainer.progress_bar=false", "search.sampler=tpe", "search.trials=4"]
+    overrides += ["search.epochs=1", "search.name=shared", f"search.storage={storage}"]
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(compose(ROOT / "conf", overrides)))
+    workers = []
+    for i in (1, 2):
+        shutil.copytree(ROOT / "conf", tmp_path / f"conf{i}")
+        cmd = [sys.executable, "-m", "reprovision", "sweep", "--params", str(tmp_path / "params.yaml")]
+        cmd += ["--data", str(tmp_path / "normalised"), "--summary", str(tmp_path / "split" / "summary.json")]
+        workers.append(
+            subprocess.Popen([*cmd, "--conf", str(tmp_path / f"conf{i}")], stderr=subprocess.PIPE, text=True)
+        )
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read()
+
+    study = optuna.load_study(study_name="shared", storage=storage)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 4 <= len(done) <= 5  # at most one more: each worker checks the count after its trial
+    assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)  # no trial drawn twice
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.info.run_name for r in children) == sorted(f"trial {t.number + 1}" for t in done)
+    first, second = ((tmp_path / f"conf{i}" / "experiment" / "shared.yaml").read_text() for i in (1, 2))
+    assert first == second and f"val/acc {max(t.value for t in done):.4f}" in first

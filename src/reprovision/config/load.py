@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -76,16 +77,17 @@ def load_config(path: str | Path) -> Config:
 
 def flatten(cfg: Config) -> dict[str, Any]:
     """Every resolved value under a dotted key (`optim.lr`), for tracking and comparison."""
+    return leaves(OmegaConf.to_container(OmegaConf.structured(cfg)))
 
-    def walk(prefix: str, value: Any) -> dict[str, Any]:
-        if isinstance(value, dict):
-            out: dict[str, Any] = {}
-            for k, v in value.items():
-                out.update(walk(f"{prefix}.{k}" if prefix else str(k), v))
-            return out
-        return {prefix: value}
 
-    return walk("", OmegaConf.to_container(OmegaConf.structured(cfg)))
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as {dotted key: value}; lists stay values."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
 
 
 def compose(config_dir: str | Path = "conf", overrides: list[str] | None = None) -> DictConfig:
@@ -112,12 +114,24 @@ def compose(config_dir: str | Path = "conf", overrides: list[str] | None = None)
     return cfg
 
 
+# The first line of a params.yaml composed with overrides: the config stage composes conf/ with
+# them again to tell an edit of conf/ (not yet composed) from a deliberate override.
+OVERRIDES_HEADER = "# reprovision params: composed from conf/ with "
+
+
 def write_params(path: str | Path, config_dir: str | Path = "conf", overrides: list[str] | None = None) -> Config:
     """Compose, validate, and write the resolved config (params.yaml) atomically."""
     from reprovision.files import atomic_file
 
     cfg = compose(config_dir, overrides)
     typed = validate(cfg)
+    header = f"{OVERRIDES_HEADER}{json.dumps(overrides)}\n" if overrides else ""
     with atomic_file(path) as tmp:
-        tmp.write_text(OmegaConf.to_yaml(cfg), encoding="utf-8")
+        tmp.write_text(header + OmegaConf.to_yaml(cfg), encoding="utf-8")
     return typed
+
+
+def recorded_overrides(text: str) -> list[str]:
+    """The overrides `write_params` composed a params.yaml with (none for DVC's own composition)."""
+    first = text.partition("\n")[0]
+    return json.loads(first.removeprefix(OVERRIDES_HEADER)) if first.startswith(OVERRIDES_HEADER) else []

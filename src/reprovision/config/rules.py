@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from reprovision.errors import ConfigError
@@ -18,3 +19,13 @@ def positive_ints(key: str, values: list[int]) -> None:
 
 def fraction(key: str, value: float) -> None:
     require(0 <= value < 1, key, value, "0 <= x < 1")
+
+
+NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def name(key: str, value: str | None) -> None:
+    """A name that becomes part of a path, a URI or a query: letters, digits, `_` and `-` only, so
+    it can neither climb out of its directory (`../`) nor end a quoted string or a URI part."""
+    if value is not None and not NAME.fullmatch(value):
+        raise ConfigError(f"{key}={value!r} is not a name: use letters, digits, _ and - only")

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from reprovision.config.rules import fraction, require
+from reprovision.config.rules import fraction, name, require
 from reprovision.errors import ConfigError
 
 # The names users may type as data.name: data.sources' registry plus the image-folder reader.
@@ -17,6 +17,36 @@ IMAGEFOLDER = "imagefolder"
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", IMAGEFOLDER)
 
 LOADERS = ("device", "dataloader")
+
+
+@dataclass
+class ArchiveConfig:
+    """What one archive may hold (CIFAR's, an image folder's): past any limit it is refused,
+    naming the member, before the member is read."""
+
+    max_members: int = MISSING
+    max_member_mib: int = MISSING  # the largest member, as declared and as read
+    max_total_mib: int = MISSING  # all members together
+    max_ratio: float = MISSING  # inflated bytes per byte of the archive file (counted past the first 8 MiB)
+
+    def __post_init__(self) -> None:
+        for key in ("max_members", "max_member_mib", "max_total_mib"):
+            require(getattr(self, key) >= 1, f"data.archive.{key}", getattr(self, key), "an integer >= 1")
+        require(self.max_ratio >= 1, "data.archive.max_ratio", self.max_ratio, "a number >= 1")
+
+
+@dataclass
+class DownloadConfig:
+    """When a source is given up and the next one tried."""
+
+    timeout_s: float = MISSING  # a source silent this long, or slower than min_kib_per_s over this long
+    min_kib_per_s: float = MISSING
+    max_mib: int = MISSING  # the largest file accepted from any source
+
+    def __post_init__(self) -> None:
+        require(self.timeout_s > 0, "data.download.timeout_s", self.timeout_s, "seconds > 0")
+        require(self.min_kib_per_s >= 0, "data.download.min_kib_per_s", self.min_kib_per_s, "a number >= 0")
+        require(self.max_mib >= 1, "data.download.max_mib", self.max_mib, "an integer >= 1")
 
 
 @dataclass
@@ -35,6 +65,8 @@ class DataConfig:
     num_workers: int = MISSING  # loader=dataloader only
     crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
     flip: bool = MISSING  # training augmentation: random horizontal flip
+    archive: ArchiveConfig = MISSING
+    download: DownloadConfig = MISSING
 
     def __post_init__(self) -> None:
         require(self.name in DATASETS, "data.name", self.name, "one of " + ", ".join(DATASETS))
@@ -88,10 +120,17 @@ class TrainerConfig:
     channels_last: bool = MISSING  # NHWC memory layout for conv weights and activations (faster on GPUs)
     compile: bool = MISSING  # torch.compile the net; compile time is reported apart and cached
     checkpoint_every_s: float = MISSING  # last.ckpt and MLflow's epoch rows: this often at most, and at the end
+    limit_batches: int | None = MISSING  # a smoke test: this many batches of each split per epoch; None: all
 
     def __post_init__(self) -> None:
         require(self.max_epochs >= 1, "trainer.max_epochs", self.max_epochs, "an integer >= 1")
         require(self.checkpoint_every_s >= 0, "trainer.checkpoint_every_s", self.checkpoint_every_s, "seconds >= 0")
+        require(
+            self.limit_batches is None or self.limit_batches >= 1,
+            "trainer.limit_batches",
+            self.limit_batches,
+            "an integer >= 1 or null",
+        )
         fraction("trainer.label_smoothing", self.label_smoothing)
         require(
             self.gradient_clip is None or self.gradient_clip > 0,
@@ -132,6 +171,13 @@ class TrackingConfig:
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else the project's sqlite store
     experiment: str = MISSING
     registered_model: str | None = MISSING  # registry name of the trained model; None: not registered
+    system_metrics: bool = MISSING  # CPU, memory, disk, network (and GPU) to the run's System metrics tab
+    system_metrics_every_s: float = MISSING  # one sample this often while training
+
+    def __post_init__(self) -> None:
+        name("tracking.registered_model", self.registered_model)  # it goes into models:/NAME@champion URIs
+        every = self.system_metrics_every_s
+        require(every > 0, "tracking.system_metrics_every_s", every, "seconds > 0")
 
 
 @dataclass
@@ -208,8 +254,14 @@ class SearchConfig:
     keep: int = MISSING  # random: the best trials that bound the next round's ranges
     epochs: int = MISSING  # each trial's trainer.max_epochs: short trials
     space: list[RangeConfig] = MISSING
+    storage: str | None = None  # tpe: an Optuna RDB URL (sqlite:///optuna.db, postgresql://...) shared by workers
+    study: str | None = None  # the study's name in that storage; None: search.name
 
     def __post_init__(self) -> None:
+        name("search.name", self.name)  # the file conf/experiment/<name>.yaml: never a path
+        name("search.study", self.study)
+        if self.storage is not None:
+            require(self.sampler == "tpe", "search.sampler", self.sampler, "tpe when search.storage is set")
         require(self.sampler in SAMPLERS, "search.sampler", self.sampler, "random or tpe")
         require(self.trials >= 1, "search.trials", self.trials, "an integer >= 1")
         require(1 <= self.rounds <= self.trials, "search.rounds", self.rounds, "between 1 and search.trials")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -14,7 +15,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from reprovision.errors import BadInput
-from reprovision.models.nets import build_net, init_weights
+from reprovision.models.nets import NETS, build_net, init_weights
 from reprovision.models.optimizers import FUSED_DEVICES, build_optimizer, lr_schedule
 
 
@@ -74,7 +75,7 @@ class ImageClassifier(pl.LightningModule):
             # the epoch's in one update at its last batch. An update per step cost ~0.2 ms of host
             # time (a dozen small ops), a tenth of a small net's step on a CPU.
             self.epoch_outputs.append((logits.detach().argmax(1), y, losses.detach()))
-            if not self.trainer.is_last_batch:
+            if not self.trainer.is_last_batch:  # the loader's end, or a smoke run's batch limit
                 return loss
             preds, targets, epoch_losses = (torch.cat(t) for t in zip(*self.epoch_outputs, strict=True))
             self.epoch_outputs = []
@@ -136,17 +137,58 @@ class ImageClassifier(pl.LightningModule):
         return sum(p.numel() for p in self.net.parameters())
 
 
-def load_classifier(path: str | Path) -> ImageClassifier:
-    """Load a checkpoint without unpickling arbitrary objects (weights_only=True)."""
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, unpickling nothing but tensors and plain values (weights_only=True).
+    One-line BadInput when it cannot be loaded so: the refused global named, or the file unreadable."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if refused := _refused_globals(path, e):
+            raise BadInput(
+                f"{path}: refusing to load: it would import {', '.join(refused)} (only tensors and plain values "
+                "are loaded); use a checkpoint written by this pipeline"
+            ) from None
+        raise _unreadable(path, e) from None
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, UnicodeDecodeError) as e:
+        raise _unreadable(path, e) from None  # truncated, or not torch.save's format: each gives its own
+    if not isinstance(ckpt, dict):
+        raise BadInput(f"{path}: holds a {type(ckpt).__name__}, not a checkpoint; use one written by this pipeline")
+    return ckpt
+
+
+def _refused_globals(path: str | Path, error: Exception) -> list[str]:
+    """What torch refused to import: its own list, else (an old, non-zip file) its message's."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint
+        return re.findall(r"GLOBAL ([\w.]+)", str(error))
+
+
+def _unreadable(path: str | Path, error: Exception) -> BadInput:
+    message = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]  # torch's first sentence
+    plain = isinstance(error, RuntimeError | pickle.UnpicklingError) and message
+    detail = message if plain else f"{type(error).__name__} {message}".strip()  # KeyError 101, EOFError
+    return BadInput(f"{path}: not a readable checkpoint ({detail}): truncated or not a checkpoint; train again")
+
+
+def load_classifier(path: str | Path) -> ImageClassifier:
+    """Load a checkpoint without unpickling arbitrary objects (weights_only=True), refusing in one
+    line one that is not this pipeline's classifier."""
+    ckpt = load_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters")
+    net = hparams.get("net") if isinstance(hparams, dict) else None
+    if not isinstance(net, dict) or net.get("name") not in NETS:
+        name = net.get("name") if isinstance(net, dict) else None
         raise BadInput(
-            f"{path}: refusing to load: it holds objects other than tensors and plain values "
-            f"({str(e).splitlines()[-1].strip()[:120]}); use a checkpoint written by this pipeline"
-        ) from None
-    hparams = dict(ckpt["hyper_parameters"])
+            f"{path}: not a classifier checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
+            "train it with this version or pass another --model"
+        )
+    hparams = dict(hparams)
     hparams.pop("augment", None)  # written before augmentation moved to the DataModule; not the model's
-    module = ImageClassifier(**hparams)
-    module.load_state_dict(ckpt["state_dict"])
+    try:
+        module = ImageClassifier(**hparams)
+        module.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # other settings or weights than the net's
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise BadInput(f"{path}: does not fit this pipeline's {net['name']} ({detail}); train it again") from None
     return module.eval()

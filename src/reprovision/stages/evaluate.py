@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reprovision import tracking
 from reprovision.config import load_config
 from reprovision.evaluation import evaluate
 
@@ -12,6 +13,7 @@ from reprovision.evaluation import evaluate
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="resolved config")
     parser.add_argument("--model", required=True, type=Path, help="model directory (train)")
+    parser.add_argument("--run", required=True, type=Path, help="the MLflow run train recorded (run.json)")
     parser.add_argument("--data", required=True, type=Path, help="normalised data directory")
     parser.add_argument("--out", required=True, type=Path, help="metrics directory to write into")
 
@@ -20,11 +22,14 @@ def run(args: argparse.Namespace) -> None:
     cfg = load_config(args.params)
     headline = evaluate(
         args.model,
+        args.run,
         args.data,
         args.out,
         cfg.trainer.accelerator,
         cfg.evaluate.tta,
         cfg.data.eval_batch_size,
         cfg.data.loader,
+        tracking.tracking_uri(cfg),
+        cfg.trainer.limit_batches,
     )
     print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()))

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoints", required=True, type=Path, help="best/last checkpoints, kept across runs for resuming"
     )
-    parser.add_argument("--out", required=True, type=Path, help="model directory to write (model.ckpt, run.json)")
+    parser.add_argument("--out", required=True, type=Path, help="model directory to write (model.ckpt)")
     parser.add_argument("--metrics", required=True, type=Path, help="summary metrics JSON")
     parser.add_argument("--curves", required=True, type=Path, help="per-epoch curves CSV")
     parser.add_argument("--timing", type=Path, help="where the stage's time went (JSON): start-up, compile, training")

@@ -16,7 +16,14 @@ from reprovision.config import Config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import ConfigError
 from reprovision.models.classifier import ImageClassifier
-from reprovision.training.callbacks import EpochRecorder, NonFiniteLoss, ProgressBar, ResumableEarlyStopping
+from reprovision.training.callbacks import (
+    EpochLines,
+    EpochRecorder,
+    NonFiniteLoss,
+    ProgressBar,
+    ResumableEarlyStopping,
+    live_progress,
+)
 from reprovision.training.checkpoints import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
 from reprovision.training.timing import Stopwatch
 
@@ -97,7 +104,8 @@ def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch) -> 
     best = best_checkpoint(checkpoint_dir)
     last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
     callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
-    callbacks += [ProgressBar()] if cfg.trainer.progress_bar else []
+    if cfg.trainer.progress_bar:
+        callbacks.append(ProgressBar() if live_progress() else EpochLines())
     early = None
     if cfg.trainer.early_stopping:
         # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
@@ -124,8 +132,10 @@ def build_trainer(cfg: Config, checkpoint_dir: Path, callbacks: Callbacks) -> pl
         callbacks=callbacks.all,
         gradient_clip_val=t.gradient_clip,
         plugins=[callbacks.checkpoint_io],
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=t.progress_bar and live_progress(),
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        limit_train_batches=t.limit_batches or 1.0,  # 1.0: every batch
+        limit_val_batches=t.limit_batches or 1.0,
         default_root_dir=checkpoint_dir,
     )

@@ -3,7 +3,9 @@ stop, a throttled progress bar."""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -104,8 +106,16 @@ class NonFiniteLoss(Callback):
             raise StageFailed(
                 f"training loss is {loss} at step {self.first_step + batch + 1} "
                 f"(epoch {trainer.current_epoch + 1}, batch {batch + 1}); lower optim.lr or pick another optimizer; "
-                "the last good checkpoint is kept"
+                + checkpoint_note(trainer)
             )
+
+
+def checkpoint_note(trainer: pl.Trainer) -> str:
+    """What a failed run leaves to resume from, as it is: a NaN at step 3 comes before any checkpoint."""
+    dirs = {Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)}
+    if any((d / "last.ckpt").is_file() for d in dirs):
+        return "the last good checkpoint is kept"
+    return "no checkpoint had been written yet"
 
 
 class ResumableEarlyStopping(EarlyStopping):
@@ -117,6 +127,23 @@ class ResumableEarlyStopping(EarlyStopping):
         super().on_train_start(trainer, pl_module)
         if self.stopped_epoch > 0:  # restored from a checkpoint saved after the stop
             trainer.should_stop = True
+
+
+class EpochLines(Callback):
+    """One line per epoch on stdout, for logs and CI (`dvc repro > log`): the live bar redraws
+    with a carriage return per step, which a log keeps as one line each."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = trainer.callback_metrics
+        shown = "  ".join(f"{k} {float(metrics[k]):.4f}" for k in CURVE_COLUMNS[1:-1] if k in metrics)
+        print(f"train: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}", flush=True)
+
+
+def live_progress() -> bool:
+    """A live bar only where a person watches both streams: a terminal, not a log or a pipe."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
 
 
 class ProgressBar(TQDMProgressBar):

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from reprovision import tracking
 from reprovision.config import Config
 from reprovision.errors import StageFailed
+from reprovision.tracking.system import system_metrics
 from reprovision.training import publish, resume
 from reprovision.training.build import (
     Callbacks,
@@ -23,6 +24,7 @@ from reprovision.training.build import (
     build_trainer,
     check_environment,
 )
+from reprovision.training.callbacks import checkpoint_note
 from reprovision.training.paths import TrainPaths
 from reprovision.training.timing import Stopwatch
 
@@ -66,8 +68,10 @@ def train(
     start = resume.resume_or_start(cfg, paths, leader, module.parameter_count, run_name, parent_run_id)
     if start.run is not None:
         callbacks.recorder.track(start.run, start.logged)
+    sampled = start.run if cfg.tracking.system_metrics else None
     with tracked(start.run):
-        fit(trainer, module, datamodule, start.checkpoint, callbacks)
+        with system_metrics(sampled, cfg.tracking.system_metrics_every_s, resumed=start.checkpoint is not None):
+            fit(trainer, module, datamodule, start.checkpoint, callbacks)
         if not leader:
             return None
         summary = conclude(cfg, paths, start.run, callbacks, datamodule.stats["classes"], after_fit, parent_run_id)
@@ -113,7 +117,7 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule, checkpoint:
         stopped_early = early is not None and early.stopped_epoch > 0
         interrupted = trainer.interrupted or (trainer.current_epoch < trainer.max_epochs and not stopped_early)
     if callbacks.early is not None and not math.isfinite(float(trainer.callback_metrics.get("val/acc", 0.0))):
-        raise StageFailed("val/acc is not finite: early stopping ended training; the last good checkpoint is kept")
+        raise StageFailed(f"val/acc is not finite: early stopping ended training; {checkpoint_note(trainer)}")
     if interrupted:
         raise Interrupted(
             f"training stopped by a signal in epoch {trainer.current_epoch + 1} of {trainer.max_epochs}; "

@@ -11,8 +11,8 @@ class TrainPaths:
     params: Path  # the resolved config that ran (logged whole to MLflow)
     data: Path  # normalised splits and stats.json
     summary: Path  # the split stage's summary.json; its directory holds the uint8 splits
-    checkpoints: Path  # best/last checkpoints and resume.json, kept across runs for resuming
-    out: Path  # the model directory: model.ckpt, run.json
+    checkpoints: Path  # best/last checkpoints, resume.json and run.json, kept across runs
+    out: Path  # the model directory: model.ckpt, a function of config, data and code
     metrics: Path  # summary metrics JSON
     curves: Path  # per-epoch curves CSV
     timing: Path | None = None  # where the stage's time went (JSON)

@@ -4,8 +4,9 @@ checkpoints, the servable model, the registry)."""
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
+
+import torch
 
 from reprovision import tracking
 from reprovision.config import Config
@@ -26,12 +27,27 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
 def write_outputs(
     paths: TrainPaths, best_model: Path, run: tracking.PipelineRun, summary: dict, rows: list[dict]
 ) -> None:
-    """models/ (the best checkpoint and the MLflow run it belongs to), the summary, the curves."""
+    """models/model.ckpt (the best epoch's model), the summary, the curves; and the MLflow run,
+    for evaluate and report, beside the checkpoints: not in a DVC-hashed output."""
     with atomic_dir(paths.out) as tmp:
-        shutil.copyfile(best_model, tmp / "model.ckpt")
-        write_json(tmp / "run.json", run.info)
+        write_model(best_model, tmp / "model.ckpt")
+    write_json(paths.checkpoints / tracking.RUN_FILE, run.info)
     write_json(paths.metrics, summary)
     write_csv(paths.curves, rows, CURVE_COLUMNS)
+
+
+MODEL_KEYS = ("state_dict", "hyper_parameters", "epoch", "global_step", "pytorch-lightning_version")
+
+
+def write_model(checkpoint: Path, path: Path) -> None:
+    """What a model needs of a Lightning checkpoint: weights, hyperparameters (net, classes, the
+    training split's statistics) and where in training it was taken. Its bytes are a function of
+    config, data and code: no optimizer state, no callback state holding this machine's paths.
+    Saved through a file object: torch.save(obj, path) names its archive after the file, and the
+    temporary name differs every run."""
+    full = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    with path.open("wb") as f:
+        torch.save({k: full[k] for k in MODEL_KEYS}, f)
 
 
 def log_results(run: tracking.PipelineRun, paths: TrainPaths, summary: dict) -> None:
@@ -46,7 +62,7 @@ def log_model(cfg: Config, run: tracking.PipelineRun, paths: TrainPaths, classes
     example = example_png(paths.summary.parent / "val.npz")
     model_uri = tracking.log_classifier(run, paths.out / "model.ckpt", classes, example)
     print(f"train: MLflow model runs:/{run.run_id}/model (serve: mlflow models serve -m ...)")
-    if cfg.tracking.registered_model:
+    if cfg.tracking.registered_model and not cfg.trainer.limit_batches:  # a smoke run is never a champion
         print("train: " + tracking.register_classifier(run, model_uri, cfg.tracking.registered_model, val_acc))
 
 

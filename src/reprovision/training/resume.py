@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from reprovision import tracking
 from reprovision.config import Config
+from reprovision.errors import BadInput
 from reprovision.files import read_json, sha256_file, write_json
+from reprovision.models.classifier import load_checkpoint
+from reprovision.tracking.datasets import log_split_inputs
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths
 
@@ -81,12 +86,12 @@ def resume_or_start(
         state = read_json(resume_file)
     except FileNotFoundError:  # none yet, or rank 0 of a torchrun/SLURM start is replacing it now
         state = {}
-    resuming = state.get("fingerprint") == key and last.is_file()
+    resuming = state.get("fingerprint") == key and last.is_file() and loads_safely(last, leader)
     if not leader:
         return Start(last if resuming else None, None)
     if resuming:
-        run = tracking.PipelineRun(state["run"])
-        tracking.check_reachable(run.info["tracking_uri"])
+        run = tracking.PipelineRun(state["run"], tracking.tracking_uri(cfg))  # its credentials, if any
+        tracking.check_reachable(run.uri)
         run.set_status("RUNNING")
         logged = run.last_step("val/acc")
         print(f"train: resuming from {last} (MLflow run {run.run_id}, {logged} epoch(s) logged)")
@@ -95,10 +100,27 @@ def resume_or_start(
         (checkpoint_dir / stale).unlink(missing_ok=True)
     run = tracking.PipelineRun.start(cfg, paths.params, paths.data, paths.summary, name, parent_run_id)
     run.log_params({"model.parameter_count": parameters})
-    run.set_tags({"recipe": recipe(cfg)})
+    # A smoke run (trainer.limit_batches) trains on a few batches: tagged so, never registered.
+    run.set_tags({"recipe": recipe(cfg), **({"smoke": "true"} if cfg.trainer.limit_batches else {})})
+    log_split_inputs(run, paths.summary.parent, read_json(paths.summary))
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     write_json(resume_file, {"fingerprint": key, "run": run.info})
     return Start(None, run)
+
+
+def loads_safely(last: Path, leader: bool) -> bool:
+    """Whether `last.ckpt` loads as Lightning will load it (weights_only=True). One that does not
+    (truncated, or it would run code) is reported in one line and set aside as last.ckpt.refused
+    by the first process, so that no later run meets it again; training then starts afresh."""
+    try:
+        load_checkpoint(last)
+    except BadInput as e:
+        if leader:
+            refused = last.with_name(f"{last.name}.refused")
+            os.replace(last, refused)
+            print(f"train: {e}; set aside as {refused}, training starts afresh", file=sys.stderr)
+        return False
+    return True
 
 
 def finished(checkpoint_dir: Path) -> None:

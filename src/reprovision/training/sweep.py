@@ -26,8 +26,9 @@ from omegaconf import OmegaConf
 
 from reprovision import tracking
 from reprovision.config import Config, RangeConfig, SearchConfig, validate
-from reprovision.errors import BadInput
+from reprovision.errors import BadInput, StageFailed
 from reprovision.files import atomic_file, write_json
+from reprovision.training import study as study_mod
 from reprovision.training.crossval import train_and_cross_validate
 from reprovision.training.paths import TrainPaths
 
@@ -85,12 +86,20 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
     base = OmegaConf.load(params_path)
     cfg: Config = validate(base)
     search = cfg.search
-    parent = tracking.PipelineRun.start(cfg, params_path, data_dir, summary_path, name=f"sweep {search.name}")
-    parent.set_tags({"sweep.sampler": search.sampler})
+
+    def start_parent() -> tracking.PipelineRun:
+        parent = tracking.PipelineRun.start(cfg, params_path, data_dir, summary_path, name=f"sweep {search.name}")
+        parent.set_tags({"sweep.sampler": search.sampler})
+        return parent
+
+    if search.storage:  # workers share one study and one MLflow parent run
+        study, parent = study_mod.open_study(search, start_parent, tracking.tracking_uri(cfg))
+    else:
+        study, parent = None, start_parent()
     trials: list[dict[str, Any]] = []
 
-    def run_trial(values: dict[str, float]) -> float:
-        number = len(trials) + 1
+    def run_trial(values: dict[str, float], number: int | None = None) -> float:
+        number = number or len(trials) + 1
         trial = trial_config(base, values, search.epochs)
         where = work / f"trial-{number}"
         where.mkdir(parents=True)
@@ -106,6 +115,8 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
         )
         return summary["val/acc"]
 
+    if study is not None:
+        return search_shared(search, study, parent, base, run_trial, conf_dir, work)
     if search.sampler == "random":
         search_random(search, cfg.seed, run_trial, trials)
     else:
@@ -127,24 +138,45 @@ def search_random(search: SearchConfig, seed: int, run_trial, trials: list[dict[
 
 
 def search_tpe(search: SearchConfig, seed: int, run_trial) -> None:
-    """Optuna's TPE sampler over the same ranges, maximising val/acc."""
+    """Optuna's TPE sampler over the same ranges, maximising val/acc, in this process."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(lambda t: run_trial(suggest(t, search)), n_trials=search.trials)
 
-    def objective(t: optuna.Trial) -> float:
-        values = {
-            r.key: (
-                t.suggest_int(r.key, int(r.low), int(r.high), log=r.log)
-                if r.integer
-                else t.suggest_float(r.key, r.low, r.high, log=r.log)
-            )
-            for r in search.space
-        }
-        return run_trial(values)
 
-    study.optimize(objective, n_trials=search.trials)
+def suggest(t, search: SearchConfig) -> dict[str, float]:
+    """One Optuna trial's draw from every range of the search space."""
+    return {
+        r.key: (
+            t.suggest_int(r.key, int(r.low), int(r.high), log=r.log)
+            if r.integer
+            else t.suggest_float(r.key, r.low, r.high, log=r.log)
+        )
+        for r in search.space
+    }
+
+
+def search_shared(search: SearchConfig, study, parent, base, run_trial, conf_dir: Path, work: Path) -> dict:
+    """Draw trials from the shared study until it holds `search.trials` (counting the other
+    workers' running ones), wait for those to end, then record the study's best: every worker
+    writes the same experiment file."""
+    import optuna
+    from optuna.study import MaxTrialsCallback
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    if len([t for t in study.trials if t.state in done]) < search.trials:
+        stop = MaxTrialsCallback(search.trials, states=done)
+        study.optimize(lambda t: run_trial(suggest(t, search), t.number + 1), callbacks=[stop])
+    if not study_mod.wait_for_others(study, timeout_s=3600):
+        raise StageFailed(f"study {study.study_name!r}: other workers' trials still run after an hour")
+    trials = [
+        {"trial": t.number + 1, **t.params, "val/acc": t.value, "config": trial_config(base, t.params, search.epochs)}
+        for t in study_mod.completed(study)
+    ]
+    return record_best(search, trials, parent, conf_dir, work)
 
 
 def record_best(search: SearchConfig, trials: list[dict], parent, conf_dir: Path, work: Path) -> dict:
