@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # DVC's plots page template with Vega inlined, named in .dvc/config: fetched once from the npm registry (needs npm).
 PLOTS_PAGE := .dvc/plots/offline/template.html
 
-.PHONY: help install run plots check test test-fast lint format params tracking-server ui clean
+.PHONY: help install plots-page run plots review check test test-fast lint format params tracking-server ui clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -24,16 +24,28 @@ $(STAMP): pyproject.toml requirements.lock
 $(PLOTS_PAGE): src/reprovision/commands/plots_page.py | $(STAMP)
 	python -m reprovision plots-page --out $(@D)
 
-install: $(STAMP) ## create .venv, install the pinned packages, build the offline plots page
-	@$(MAKE) --no-print-directory $(PLOTS_PAGE) || echo "make install: warning: the offline dvc plots page \
-	was not built (it needs npm and its registry); the pipeline and tracking work without it"
+install: $(STAMP) plots-page ## create .venv, install the pinned packages, build the offline plots page
 
-run: $(STAMP) ## run the whole pipeline (dvc repro), then say where to look
+# Best effort: without npm the pipeline and tracking work, but `dvc plots show` cannot (.dvc/config names the page).
+plots-page: $(STAMP) ## build the offline `dvc plots` page (Vega from npm; best effort)
+	@$(MAKE) --no-print-directory $(PLOTS_PAGE) || echo "make: warning: the offline dvc plots page \
+	was not built (it needs npm and its registry), so \`dvc plots show\` fails until \`make plots-page\` succeeds"
+
+run: $(STAMP) plots-page ## run the whole pipeline (dvc repro), then say where to look
 	dvc repro
 	@echo "report: reports/index.html   runs: mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 plots: $(STAMP) $(PLOTS_PAGE) ## dvc plots show: curves and confusion matrix in a page that needs no network
 	dvc plots show
+
+BASE ?= HEAD
+review: $(STAMP) plots-page ## metrics and plots of the workspace against BASE (a revision): review/metrics.md, review/plots/
+	@mkdir -p review
+	dvc metrics diff --all --md $(BASE) > review/metrics.md
+	dvc plots diff $(BASE) --out review/plots
+	@$(if $(GITHUB_STEP_SUMMARY),{ echo "### Metrics against $(BASE)"; cat review/metrics.md; \
+	echo; echo "Curves and confusion matrix of both sides: the review-plots artifact."; } >> $(GITHUB_STEP_SUMMARY))
+	@echo "review: review/metrics.md, review/plots/index.html (against $(BASE))"
 
 check: $(STAMP) ## compare metrics/ with the committed baseline; fails on a regression
 	python -m reprovision check $(if $(GITHUB_STEP_SUMMARY),--markdown $(GITHUB_STEP_SUMMARY))

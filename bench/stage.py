@@ -45,7 +45,7 @@ def run_stages(work: Path, overrides: list[str], name: str, evaluate: bool = Fal
     subprocess.run(cmd, cwd=where, check=True, capture_output=True)
     result = {**json.loads((where / "timing.json").read_text()), "process_s": time.perf_counter() - start}
     if evaluate:
-        cmd = [*stage, "evaluate", "--params", "params.yaml", "--model", "models"]
+        cmd = [*stage, "evaluate", "--params", "params.yaml", "--model", "models", "--run", "checkpoints/run.json"]
         subprocess.run(
             [*cmd, "--data", str(work / "normalised"), "--out", "eval"], cwd=where, check=True, capture_output=True
         )
