@@ -1,8 +1,9 @@
 """reproduce: restore a past MLflow run's resolved config, rerun the pipeline, compare metrics.
 
-The run's `config/params.yaml` artifact becomes params.yaml, `dvc repro --no-run-cache` reruns
-whatever that changes (retraining rather than restoring cached outputs), and the new test
-metrics must equal the recorded ones exactly. For an exact reproduction check out the run's
+The run's `config/params.yaml` artifact becomes params.yaml, `dvc repro --force --no-run-cache`
+reruns every stage (retraining rather than restoring cached outputs; without --force DVC would
+keep committed metrics that already match, which proves nothing), and the new test metrics must
+equal the recorded ones exactly. For an exact reproduction check out the run's
 git commit first; a differing commit or package version is reported before the rerun.
 """
 
@@ -69,7 +70,7 @@ def reproduce(run_id: str, uri: str, params_path: Path, metrics_path: Path) -> l
         load_config(tmp)  # refuse a config this code cannot run, before touching params.yaml
     dvc = shutil.which("dvc", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env = {**os.environ, tracking.REPRODUCES_ENV: run_id}
-    if subprocess.run([dvc or "dvc", "repro", "--no-run-cache"], env=env).returncode != 0:
+    if subprocess.run([dvc or "dvc", "repro", "--force", "--no-run-cache"], env=env).returncode != 0:
         raise StageFailed("dvc repro failed; see its output above")
     current = read_metrics([metrics_path])
     exact = {k: Tolerance(direction="higher", absolute=0.0) for k in current if k in recorded}
