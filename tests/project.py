@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,23 @@ def dvc(cwd: Path, *args: str, **env: str) -> str:
 
 def reprovision(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
     return run(cwd, sys.executable, "-m", "reprovision", *args, ok=ok)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require_postgres() -> None:
+    """Skip with the reason naming the package when PostgreSQL's server is missing, unless
+    REPROVISION_REQUIRE_POSTGRES=1 (as in CI): then fail."""
+    from reprovision.commands.tracking_server import postgres_bin
+    from reprovision.errors import BadInput
+
+    try:
+        postgres_bin()
+    except BadInput as e:
+        if os.environ.get("REPROVISION_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{e}; REPROVISION_REQUIRE_POSTGRES=1 requires it")
+        pytest.skip(str(e))

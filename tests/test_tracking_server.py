@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,15 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.project import BIN, ROOT, dvc, project_copy
+from tests.project import BIN, ROOT, dvc, free_port, project_copy, require_postgres
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
@@ -50,15 +42,7 @@ def api(url: str, endpoint: str, body: dict | None = None, **query: str) -> dict
 
 def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
     """`reprovision tracking-server`: PostgreSQL + `mlflow server`; two experiments' runs read back through it."""
-    from reprovision.commands.tracking_server import postgres_bin
-    from reprovision.errors import BadInput
-
-    try:
-        postgres_bin()
-    except BadInput as e:
-        if os.environ.get("REPROVISION_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{e}; REPROVISION_REQUIRE_POSTGRES=1 requires it")
-        pytest.skip(str(e))
+    require_postgres()
     port, work = free_port(), project_copy(ROOT, tmp_path / "project")
     url = f"http://127.0.0.1:{port}"
     # Under /tmp, not pytest's private tmp_path: PostgreSQL runs as its own user and must reach it.

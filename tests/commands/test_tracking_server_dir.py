@@ -3,10 +3,8 @@ server works there."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,24 +14,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def require_postgres() -> None:
-    from reprovision.commands.tracking_server import postgres_bin
-    from reprovision.errors import BadInput
-
-    try:
-        postgres_bin()
-    except BadInput as e:
-        if os.environ.get("REPROVISION_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"{e}; REPROVISION_REQUIRE_POSTGRES=1 requires it")
-        pytest.skip(str(e))
+from tests.project import free_port, require_postgres
 
 
 @pytest.fixture

@@ -103,7 +103,7 @@ def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monk
     normalise(tmp_path / "split", tmp_path / "normalised")
     uri, storage = f"sqlite:///{tmp_path / 'mlflow.db'}", f"sqlite:///{tmp_path / 'optuna.db'}"
     overrides = [f"tracking.uri={uri}", "trainer.progress_bar=false", "search.sampler=tpe", "search.trials=4"]
-    overrides += ["search.epochs=1", "search.name=shared", f"search.storage={storage}"]
+    overrides += ["search.epochs=1", "search.name=common", f"search.storage={storage}"]
     (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(compose(ROOT / "conf", overrides)))
     workers = []
     for i in (1, 2):
@@ -116,7 +116,7 @@ def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monk
     for worker in workers:
         assert worker.wait(timeout=600) == 0, worker.stderr.read()
 
-    study = optuna.load_study(study_name="shared", storage=storage)
+    study = optuna.load_study(study_name="common", storage=storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert 4 <= len(done) <= 5  # at most one more: each worker checks the count after its trial
     assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)  # no trial drawn twice
@@ -126,5 +126,5 @@ def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monk
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.info.run_name for r in children) == sorted(f"trial {t.number + 1}" for t in done)
-    first, second = ((tmp_path / f"conf{i}" / "experiment" / "shared.yaml").read_text() for i in (1, 2))
+    first, second = ((tmp_path / f"conf{i}" / "experiment" / "common.yaml").read_text() for i in (1, 2))
     assert first == second and f"val/acc {max(t.value for t in done):.4f}" in first

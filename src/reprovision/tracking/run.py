@@ -98,7 +98,7 @@ def dataset_params(summary: dict) -> dict[str, object]:
 
 class PipelineRun:
     """The MLflow run of one pipeline run: train opens it, evaluate and report reopen it from
-    `models/run.json`, a resumed train reopens it from its checkpoint directory."""
+    `checkpoints/run.json`, a resumed train reopens it from its checkpoint directory."""
 
     def __init__(self, info: dict[str, str], configured: str | None = None) -> None:
         """`info` as recorded (its tracking URI without credentials); `configured`, this process's
