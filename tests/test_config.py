@@ -25,11 +25,20 @@ def test_committed_params_equal_composition_of_conf(root):
 
 def test_config_dataset_names_match_the_registry():
     # config spells the names out so that it need not import the dataset readers: keep them equal.
+    from reprovision.config.data import REGRESSION_DATA
     from reprovision.data import sources
 
-    assert config.IMAGEFOLDER == sources.IMAGEFOLDER
-    assert set(config.DATASETS) == set(sources.SOURCES) | {sources.IMAGEFOLDER}
+    assert (config.IMAGEFOLDER, config.TABLE, config.TEXTFOLDER) == (
+        sources.IMAGEFOLDER,
+        sources.TABLE,
+        sources.TEXTFOLDER,
+    )
+    assert config.DATASETS == sources.DATASETS == tuple(sources.SOURCES)
     assert len(config.DATASETS) == len(set(config.DATASETS))
+    # Read from data.path, and predicting a number unless data.task says otherwise: the same in both.
+    assert set(config.USER_DATA) == {name for name, s in sources.SOURCES.items() if s.from_path is not None}
+    regression = {name for name, s in sources.SOURCES.items() if s.task in ("regression", None)}
+    assert set(REGRESSION_DATA) == regression
 
 
 def test_default_config_is_valid(root):

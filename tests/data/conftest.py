@@ -15,13 +15,15 @@ import pytest
 from tests.data.formats import cifar_batch
 
 from reprovision.data import sources
+from reprovision.data.digits import sklearn_data_dir
 
 
 @pytest.fixture(autouse=True)
 def no_official_urls(monkeypatch):
-    """Tests never reach the internet: only data.mirror (a loopback server or a directory) is tried."""
+    """Tests never reach the internet: only data.mirror (a loopback server or a directory) is tried,
+    or scikit-learn's own data directory (digits, diabetes)."""
     for name, src in list(sources.SOURCES.items()):
-        if name != "digits":
+        if src.urls is not sklearn_data_dir:
             monkeypatch.setitem(sources.SOURCES, name, dataclasses.replace(src, urls=lambda: ()))
 
 

@@ -75,3 +75,21 @@ def use_fixture_checksums(monkeypatch, name: str, **files) -> None:
     src = sources.SOURCES[name]
     new = tuple(dataclasses.replace(f, **files[f.name]) if f.name in files else f for f in src.files)
     monkeypatch.setitem(sources.SOURCES, name, dataclasses.replace(src, files=new))
+
+
+def ragged(docs: list[list[int]]) -> np.ndarray:
+    """Documents as Keras's imdb/reuters .npz hold them: an object array of Python lists of ints."""
+    array = np.empty(len(docs), dtype=object)
+    array[:] = [list(d) for d in docs]
+    return array
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """An .npz as np.savez writes it (object arrays pickled, as Keras's files hold them)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO
 from reprovision.errors import DataError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+ZIP_SUFFIXES = (".zip", ".npz")  # numpy's .npz is a zip of .npy files
 MIB = 1 << 20
 CHUNK = MIB
 # The ratio limit starts to count past this much inflated data: a few MiB exhaust nothing, and a
@@ -143,7 +144,7 @@ def iter_members(archive: Path, limits: Limits) -> Iterator[tuple[PurePosixPath,
     in chunks, each only once its declared size is within the limits. Nothing is written to disk.
     """
     try:
-        if archive.name.lower().endswith(".zip"):
+        if archive.name.lower().endswith(ZIP_SUFFIXES):
             yield from _iter_zip(archive, _Budget(archive, limits))
         else:
             yield from _iter_tar(archive, _Budget(archive, limits))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reprovision.data.archives import Limits, iter_members
+from reprovision.data.pickles import unpickle_arrays
 from reprovision.data.raw import RawData, RawFile
 from reprovision.data.verify import md5_of
 from reprovision.errors import DataError
@@ -28,29 +27,11 @@ CIFAR10_MEMBERS = {
 CIFAR10_FILE = RawFile("cifar-10-python.tar.gz", members=CIFAR10_MEMBERS, file_md5="c58f30108f718f92721af3b95e74349a")
 
 
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: anything else is refused."""
-
-    ALLOWED = frozenset(
-        {
-            ("numpy.core.multiarray", "_reconstruct"),
-            ("numpy._core.multiarray", "_reconstruct"),
-            ("numpy", "ndarray"),
-            ("numpy", "dtype"),
-        }
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self.ALLOWED:
-            raise DataError(f"refusing to unpickle {module}.{name}: not part of the CIFAR format")
-        return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
-
-
 def unpickle_verified(data: bytes, md5: str, name: str) -> Any:
     """Unpickle `data` only if it hashes to `md5`, and then only arrays and plain containers."""
     if md5_of(data) != md5:
         raise DataError(f"{name}: md5 does not match the published one; refusing to unpickle it")
-    return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    return unpickle_arrays(data, name, "CIFAR")
 
 
 def read_cifar10(raw_dir: Path, cfg: Any, files: tuple[RawFile, ...] = (CIFAR10_FILE,)) -> RawData:

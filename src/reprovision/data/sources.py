@@ -10,11 +10,23 @@ from typing import Any
 
 from reprovision.data.archives import Limits
 from reprovision.data.cifar import CIFAR10_CLASSES, CIFAR10_FILE, CIFAR10_URLS, read_cifar10
+from reprovision.data.diabetes import DIABETES_FILES, read_diabetes
 from reprovision.data.digits import DIGITS_FILES, read_digits, sklearn_data_dir
 from reprovision.data.fetch import fetch_first
 from reprovision.data.idx import FASHION_FILES, FASHION_URLS, MNIST_FILES, MNIST_URLS, read_fashion_mnist, read_mnist
 from reprovision.data.imagefolder import decode_image, fetch_imagefolder, read_imagefolder
+from reprovision.data.keras import (
+    BOSTON_FILES,
+    IMDB_FILES,
+    KERAS_URLS,
+    REUTERS_FILES,
+    read_boston_housing,
+    read_imdb,
+    read_reuters,
+)
 from reprovision.data.raw import RawData, RawFile
+from reprovision.data.table import fetch_table, read_table
+from reprovision.data.textfolder import fetch_textfolder, read_textfolder
 from reprovision.data.verify import check_manifest, verify_file
 from reprovision.errors import DataError
 from reprovision.files import atomic_dir, sha256_file, write_json
@@ -27,11 +39,14 @@ __all__ = [
     "DATASETS",
     "IMAGEFOLDER",
     "SOURCES",
+    "TABLE",
+    "TEXTFOLDER",
     "RawData",
     "RawFile",
     "Source",
     "check_manifest",
     "check_name",
+    "check_task",
     "decode_image",
     "download",
     "fetch",
@@ -39,15 +54,32 @@ __all__ = [
 ]
 
 log = logging.getLogger("reprovision.download")
+IMAGEFOLDER, TABLE, TEXTFOLDER = "imagefolder", "table", "textfolder"
+
+
+def _nowhere() -> tuple[str, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
 class Source:
     description: str
     files: tuple[RawFile, ...]
-    urls: Callable[[], tuple[str, ...]]  # official locations (torchvision's), after data.mirror
+    urls: Callable[[], tuple[str, ...]]  # official locations (torchvision's, Keras's), after data.mirror
     # read(raw_dir, cfg, files): `files` is this Source's own, so a replaced spec is the one read.
     read: Callable[[Path, Any, tuple[RawFile, ...]], RawData]
+    task: str | None = "classification"  # what its targets are; None: data.task chooses (a table)
+    # The user's own data: from_path(data.path, raw_dir, cfg) copies it in and says where it came
+    # from; `files` and `urls` are then empty.
+    from_path: Callable[[str, Path, Any], str] | None = None
+
+
+def _user(description: str, from_path: Callable, read: Callable, task: str | None = "classification") -> Source:
+    return Source(description, (), _nowhere, read, task, from_path)
+
+
+def _keras(description: str, files: tuple[RawFile, ...], read: Callable, task: str = "classification") -> Source:
+    return Source(description, files, lambda: KERAS_URLS, read, task)
 
 
 SOURCES: dict[str, Source] = {
@@ -58,10 +90,7 @@ SOURCES: dict[str, Source] = {
         read_digits,
     ),
     "mnist": Source(
-        "MNIST: 60,000 + 10,000 28x28 greyscale handwritten digits",
-        MNIST_FILES,
-        lambda: MNIST_URLS,
-        read_mnist,
+        "MNIST: 60,000 + 10,000 28x28 greyscale handwritten digits", MNIST_FILES, lambda: MNIST_URLS, read_mnist
     ),
     "fashion_mnist": Source(
         "Fashion-MNIST: 60,000 + 10,000 28x28 greyscale clothing images",
@@ -75,9 +104,30 @@ SOURCES: dict[str, Source] = {
         lambda: CIFAR10_URLS,
         read_cifar10,
     ),
+    IMAGEFOLDER: _user("image folder", fetch_imagefolder, read_imagefolder),
+    "imdb": _keras(
+        "IMDB: 25,000 + 25,000 movie reviews, negative or positive (Keras's imdb.npz)", IMDB_FILES, read_imdb
+    ),
+    "reuters": _keras(
+        "Reuters: 8,982 + 2,246 newswires in 46 topics (Keras's reuters.npz and its split)", REUTERS_FILES, read_reuters
+    ),
+    "boston_housing": _keras(
+        "Boston housing: 404 + 102 districts, 13 features, median home value (Keras's split)",
+        BOSTON_FILES,
+        read_boston_housing,
+        "regression",
+    ),
+    "diabetes": Source(
+        "scikit-learn diabetes: 442 patients, 10 baseline measurements, disease progression a year on",
+        DIABETES_FILES,
+        sklearn_data_dir,
+        read_diabetes,
+        "regression",
+    ),
+    TABLE: _user("CSV table", fetch_table, read_table, task=None),
+    TEXTFOLDER: _user("text folder", fetch_textfolder, read_textfolder),
 }
-IMAGEFOLDER = "imagefolder"
-DATASETS = (*SOURCES, IMAGEFOLDER)
+DATASETS = tuple(SOURCES)
 
 
 def check_name(name: str) -> None:
@@ -85,17 +135,25 @@ def check_name(name: str) -> None:
         raise DataError(f"data.name={name!r} is unknown: choose one of {', '.join(DATASETS)}")
 
 
+def check_task(name: str, cfg: Any) -> None:
+    """data.task may only restate what a dataset's targets are (a table's alone it chooses)."""
+    own = SOURCES[name].task
+    if own is not None and cfg.task not in (None, own):
+        raise DataError(f"data={name} is a {own} dataset: data.task={cfg.task} does not apply; leave data.task unset")
+
+
 def fetch(name: str, cfg: Any, dest: Path) -> dict[str, Any]:
     """Bring a dataset's raw files into `dest`, each verified; return the manifest."""
     check_name(name)
-    if name == IMAGEFOLDER:
-        if not cfg.path:
-            raise DataError("data=imagefolder needs data.path: a directory or archive of train/<class>/ images")
-        origin = fetch_imagefolder(cfg.path, dest, Limits.of(cfg.archive))
-        read_imagefolder(dest, cfg)  # decode everything now: bad images never reach data/raw
-        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in dest.iterdir()}
-        return {"dataset": name, "description": f"image folder {origin}", "files": files}
+    check_task(name, cfg)
     source = SOURCES[name]
+    if source.from_path is not None:
+        if not cfg.path:
+            raise DataError(f"data={name} needs data.path: the {source.description} to read (-S data.path=...)")
+        origin = source.from_path(cfg.path, dest, cfg)
+        source.read(dest, cfg, source.files)  # read everything now: bad data never reaches data/raw
+        files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in dest.iterdir()}
+        return {"dataset": name, "description": f"{source.description} {origin}", "files": files}
     sources = ((cfg.mirror,) if cfg.mirror else ()) + source.urls()
     files, limits = {}, Limits.of(cfg.archive)
     for spec in source.files:
@@ -117,7 +175,6 @@ def download(cfg: Any, out_dir: Path) -> dict[str, Any]:
 
 def read(name: str, raw_dir: Path, cfg: Any) -> RawData:
     check_name(name)
-    if name == IMAGEFOLDER:
-        return read_imagefolder(raw_dir, cfg)
+    check_task(name, cfg)
     source = SOURCES[name]
     return source.read(raw_dir, cfg, source.files)

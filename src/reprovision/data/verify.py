@@ -55,6 +55,10 @@ def verify_file(path: Path, spec: RawFile, limits: Limits | None = None) -> dict
         actual = content_md5(path)
         ok = actual == spec.content_md5
         detail = f"content md5 {actual} is not the published {spec.content_md5}"
+    elif spec.file_sha256:
+        actual = sha256_file(path)
+        ok = actual == spec.file_sha256
+        detail = f"sha256 {actual} is not the published {spec.file_sha256}: serve the original {spec.name}"
     else:
         ok, detail = False, "only the compressed file's md5 is published, so a re-compressed copy cannot be checked"
     if not ok and spec.file_md5:

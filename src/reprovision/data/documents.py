@@ -1,0 +1,29 @@
+"""Documents of token ids as RawData holds text: int32 rows [START, ids...] padded with PAD."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import chain
+
+import numpy as np
+
+from reprovision.data.raw import PAD, START
+from reprovision.errors import DataError
+
+
+def pad_documents(*splits: Sequence[Sequence[int]], offset: int = 0, where: str = "text") -> list[np.ndarray]:
+    """Each split's documents (each a sequence of ids, `offset` added to every id) as int32 rows
+    [START, ids...], padded with PAD to the one longest document of all splits: their rows line up."""
+    lengths = [np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)) for docs in splits]
+    width = 1 + max((int(n.max()) for n in lengths if len(n)), default=0)
+    rows = []
+    for docs, n in zip(splits, lengths, strict=True):
+        flat = np.fromiter(chain.from_iterable(docs), dtype=np.int64, count=int(n.sum())) + offset
+        if len(flat) and (flat.min() < offset or flat.max() >= np.iinfo(np.int32).max):
+            raise DataError(f"{where}: token ids run {flat.min() - offset}..{flat.max() - offset}, not 0..2^31")
+        x = np.full((len(docs), width), PAD, dtype=np.int32)
+        x[:, 0] = START
+        # Row-major: the mask's True cells are each document's ids in order, the documents in order.
+        x[:, 1:][np.arange(1, width)[None, :] <= n[:, None]] = flat
+        rows.append(x)
+    return rows
