@@ -25,7 +25,7 @@ def prepare(work: Path, overrides: list[str]) -> dict:
     cfg = validate(compose(ROOT / "conf", overrides))
     download(cfg.data, work / "raw")
     summary = split(cfg.data, work / "raw", work / "split", cfg.seed)
-    normalise(work / "split", work / "normalised")
+    normalise(work / "split", work / "normalised", cfg.data.num_words, cfg.data.max_length)
     return summary
 
 

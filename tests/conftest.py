@@ -34,6 +34,9 @@ def tiny_split(tmp_path: Path) -> Path:
         out / "summary.json",
         {
             "dataset": "tiny",
+            "kind": "image",
+            "task": "classification",
+            "target": "",
             "classes": ["a", "b", "c"],
             "image_shape": [1, 4, 4],
             "raw_bytes": 0,

@@ -1,21 +1,23 @@
-"""The registry's `champion` alias on a real MLflow SQLite store: it follows the best val/acc."""
+"""The registry's `champion` alias on a real MLflow SQLite store: it follows the best val/acc, or
+for a regression the lowest val/mae."""
 
 from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
+from reprovision.tasks import CLASSIFICATION, REGRESSION
 from reprovision.tracking import CHAMPION, promote_champion
 
 
 def test_champion_moves_only_to_a_strictly_better_version_whatever_the_order(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client.create_registered_model("digits-classifier")
+    client.create_registered_model("digits-model")
     expected = []
     for score, champion in ((0.5, "1"), (0.7, "2"), (0.6, "2"), (0.7, "2"), (0.8, "5")):
-        client.create_model_version("digits-classifier", str(tmp_path), tags={"val_acc": str(score)})
-        promote_champion(client, "digits-classifier")
+        client.create_model_version("digits-model", str(tmp_path), tags={"val_acc": str(score)})
+        promote_champion(client, "digits-model", CLASSIFICATION)
         expected.append(champion)
-        assert str(client.get_model_version_by_alias("digits-classifier", CHAMPION).version) == champion, expected
+        assert str(client.get_model_version_by_alias("digits-model", CHAMPION).version) == champion, expected
 
 
 def test_two_registrations_racing_end_on_the_best(tmp_path):
@@ -24,6 +26,17 @@ def test_two_registrations_racing_end_on_the_best(tmp_path):
     client.create_registered_model("m")
     client.create_model_version("m", str(tmp_path), tags={"val_acc": "0.9"})
     client.create_model_version("m", str(tmp_path), tags={"val_acc": "0.8"})
-    promote_champion(client, "m")  # the 0.9 pipeline
-    promote_champion(client, "m")  # the 0.8 pipeline, later
+    promote_champion(client, "m", CLASSIFICATION)  # the 0.9 pipeline
+    promote_champion(client, "m", CLASSIFICATION)  # the 0.8 pipeline, later
     assert str(client.get_model_version_by_alias("m", CHAMPION).version) == "1"
+
+
+def test_a_regression_champion_is_the_lowest_val_mae(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("r")
+    expected = []
+    for mae, champion in ((50.0, "1"), (45.0, "2"), (47.0, "2"), (45.0, "2"), (44.5, "5")):
+        client.create_model_version("r", str(tmp_path), tags={"val_mae": str(mae), "task": "regression"})
+        promote_champion(client, "r", REGRESSION)
+        expected.append(champion)
+        assert str(client.get_model_version_by_alias("r", CHAMPION).version) == champion, expected

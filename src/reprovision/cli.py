@@ -27,7 +27,7 @@ COMMANDS = {
     "mlflow-run": ("reprovision.commands.mlflow_run", "the MLflow UI address of a DVC experiment's run"),
     "reproduce": ("reprovision.commands.reproduce", "rerun a past MLflow run's config and compare"),
     "sweep": ("reprovision.commands.sweep", "hyperparameter search on the validation split"),
-    "predict": ("reprovision.commands.predict", "classify image files: top-k classes with probabilities"),
+    "predict": ("reprovision.commands.predict", "predict images, texts or table rows with a trained model"),
     "plots-page": ("reprovision.commands.plots_page", "build the offline `dvc plots` page template (Vega from npm)"),
     "tracking-server": (
         "reprovision.commands.tracking_server",

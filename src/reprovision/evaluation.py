@@ -1,5 +1,10 @@
-"""Evaluation of the best checkpoint on the test split: metrics, confusion matrix, per-class
-metrics and per-image predictions, written as files and logged to the run's MLflow run."""
+"""Evaluation of the best checkpoint on the test split, per task: metrics, predictions per row,
+and (classification) the confusion matrix and per-class metrics or (regression) the largest
+errors; written as files and logged to the run's MLflow run.
+
+metrics/eval.json for every task; tables in metrics/evaluation/ (one row per test example:
+predictions.csv or predicted_values.csv), figures in metrics/figures/ (`dvc plots show` shows
+every image there)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_confusion_matrix,
@@ -20,7 +26,7 @@ from torchmetrics.functional.classification import (
 from reprovision import plots, tracking
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.files import atomic_file, write_csv, write_json
-from reprovision.models.classifier import load_classifier
+from reprovision.models.module import Model, load_model
 
 
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict:
@@ -48,7 +54,18 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes:
     }
 
 
-ARTIFACTS = ("eval.json", "confusion_matrix.json", "confusion_matrix.png", "per_class.csv", "predictions.csv")
+def regression_metrics(predicted: torch.Tensor, actual: torch.Tensor) -> dict:
+    """Test metrics of predicted values, in the target's units: MAE, MSE, RMSE and R²."""
+    mse = mean_squared_error(predicted, actual).item()
+    return {
+        "test/mae": mean_absolute_error(predicted, actual).item(),
+        "test/mse": mse,
+        "test/rmse": mse**0.5,
+        "test/r2": r2_score(predicted, actual).item(),
+    }
+
+
+LARGEST_ERRORS = 20  # rows of metrics/evaluation/largest_errors.csv
 
 
 def evaluate(
@@ -66,26 +83,26 @@ def evaluate(
     """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to the MLflow
     run recorded in `run_file` (`tracking_uri`, the configured store, supplies its credentials); `tta`
     averages each image's and its mirror's predicted probabilities."""
-    module = load_classifier(model_dir / "model.ckpt")
+    module = load_model(model_dir / "model.ckpt")
     module.flip_tta = tta
-    logits, targets = predict_test(module, data_dir, accelerator, batch_size, loader, limit_batches)
-    classes = module.hparams.classes
-    results = classification_metrics(logits, targets, classes)
-    headline = {k: results[k] for k in ("test/acc", "test/f1_macro", "test/loss")}
-    write_evaluation(out_dir, headline, results, logits, targets, classes)
+    outputs, targets = predict_test(module, data_dir, accelerator, batch_size, loader, limit_batches)
+    if module.task.name == "classification":
+        headline, logged = write_classification(out_dir, outputs, targets, module.hparams.classes)
+    else:
+        headline, logged = write_regression(out_dir, outputs, targets, module.hparams.target or "target")
     run = tracking.recorded_run(run_file, "evaluate", tracking_uri)
     if run is None:
         return headline
-    per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
-    run.log_metrics({**headline, **per_class})
-    for name in ARTIFACTS:
-        run.log_artifact(out_dir / name, "evaluation")
+    run.log_metrics({**headline, **logged})
+    written = [out_dir / "eval.json", *sorted((out_dir / "evaluation").iterdir())]
+    for path in [*written, *sorted((out_dir / "figures").iterdir())]:
+        run.log_artifact(path, "evaluation")
     return headline
 
 
-def predict_test(module, data_dir: Path, accelerator: str, batch_size: int, loader: str, limit_batches=None):
-    """Logits and labels of the test split (its first `limit_batches` batches in a smoke run; else
-    all of it), through Lightning's predict loop."""
+def predict_test(module: Model, data_dir: Path, accelerator: str, batch_size: int, loader: str, limit_batches=None):
+    """The outputs (logits, or predicted values) and targets of the test split (its first
+    `limit_batches` batches in a smoke run; else all of it), through Lightning's predict loop."""
     datamodule = NormalisedDataModule(data_dir, batch_size, loader=loader, eval_batch_size=batch_size)
     trainer = pl.Trainer(
         accelerator=accelerator,
@@ -96,19 +113,24 @@ def predict_test(module, data_dir: Path, accelerator: str, batch_size: int, load
         enable_model_summary=False,
         limit_predict_batches=limit_batches or 1.0,
     )
-    logits = torch.cat(trainer.predict(module, datamodule=datamodule)).float().cpu()
-    return logits, datamodule.datasets["test"].tensors[1][: len(logits)].cpu()  # in order: a sequential sampler
+    outputs = torch.cat(trainer.predict(module, datamodule=datamodule)).float().cpu()
+    return outputs, datamodule.datasets["test"].tensors[1][: len(outputs)].cpu()  # in order: a sequential sampler
 
 
-def write_evaluation(out_dir: Path, headline: dict, results: dict, logits, targets, classes: list[str]) -> None:
-    """eval.json, the confusion matrix (JSON and PNG), per_class.csv and predictions.csv."""
+def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> tuple[dict, dict]:
+    """eval.json, predictions.csv, the confusion matrix (JSON and PNG) and per_class.csv; returns
+    the headline and the per-class metrics MLflow also gets."""
+    results = classification_metrics(logits, targets, classes)
+    headline = {k: results[k] for k in ("test/acc", "test/f1_macro", "test/loss")}
     probs = logits.softmax(dim=1).numpy()
     predicted = probs.argmax(axis=1)
     matrix = np.array(results["confusion_matrix"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    tables, figures = out_dir / "evaluation", out_dir / "figures"
+    for d in (tables, figures):
+        d.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "eval.json", headline)
-    write_json(out_dir / "confusion_matrix.json", {"classes": classes, "matrix": matrix.tolist()})
-    write_csv(out_dir / "per_class.csv", results["per_class"], ["class", "precision", "recall", "f1", "support"])
+    write_json(tables / "confusion_matrix.json", {"classes": classes, "matrix": matrix.tolist()})
+    write_csv(tables / "per_class.csv", results["per_class"], ["class", "precision", "recall", "f1", "support"])
     prob_cols = [f"p_{c}" for c in classes]
     rows = [
         {
@@ -120,6 +142,32 @@ def write_evaluation(out_dir: Path, headline: dict, results: dict, logits, targe
         }
         for i, (t, p) in enumerate(zip(targets.tolist(), predicted, strict=True))
     ]
-    write_csv(out_dir / "predictions.csv", rows, ["index", "actual", "predicted", "confidence", *prob_cols])
-    with atomic_file(out_dir / "confusion_matrix.png") as tmp:
-        tmp.write_bytes(plots.png_bytes(plots.confusion_figure(matrix, classes, normalise=True)))
+    write_csv(tables / "predictions.csv", rows, ["index", "actual", "predicted", "confidence", *prob_cols])
+    write_png(figures / "confusion_matrix.png", plots.confusion_figure(matrix, classes, normalise=True))
+    per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
+    return headline, per_class
+
+
+def write_regression(out_dir: Path, predicted, actual, target: str) -> tuple[dict, dict]:
+    """eval.json, predicted_values.csv (every test row's value, prediction and error), the largest
+    errors, and the predicted-vs-actual and residual figure."""
+    headline = regression_metrics(predicted, actual)
+    tables, figures = out_dir / "evaluation", out_dir / "figures"
+    for d in (tables, figures):
+        d.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "eval.json", headline)
+    rows = [
+        {"index": i, "actual": f"{a:.6g}", "predicted": f"{p:.6g}", "error": f"{p - a:.6g}"}
+        for i, (a, p) in enumerate(zip(actual.tolist(), predicted.tolist(), strict=True))
+    ]
+    write_csv(tables / "predicted_values.csv", rows, ["index", "actual", "predicted", "error"])
+    largest = sorted(rows, key=lambda r: (-abs(float(r["error"])), r["index"]))[:LARGEST_ERRORS]
+    write_csv(tables / "largest_errors.csv", largest, ["index", "actual", "predicted", "error"])
+    figure = plots.predicted_vs_actual_figure(actual.numpy(), predicted.numpy(), target)
+    write_png(figures / "predicted_vs_actual.png", figure)
+    return headline, {}
+
+
+def write_png(path: Path, figure) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(plots.png_bytes(figure))

@@ -22,11 +22,15 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def curves_figure(rows: list[dict[str, float]]) -> Figure:
-    """Train-vs-val loss and accuracy per epoch."""
+SCORE_TITLES = {"acc": "accuracy", "mae": "mean absolute error"}
+
+
+def curves_figure(rows: list[dict[str, float]], score: str = "acc") -> Figure:
+    """Train-vs-val loss and the task's score (accuracy, mean absolute error) per epoch; with the
+    cross-validation folds' mean score and its smoothed curve where the rows have them."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     epochs = [r["epoch"] for r in rows]
-    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
+    for ax, metric in zip(axes, ("loss", score), strict=True):
         for split, style in (("train", "-"), ("val", "--")):
             ax.plot(
                 epochs,
@@ -35,10 +39,35 @@ def curves_figure(rows: list[dict[str, float]]) -> Figure:
                 marker=".",
                 label=f"{split}/{metric}",
             )
+        if metric == score:  # k-fold cross-validation: the folds' mean and its smoothing
+            for column, style in ((f"cv/val/{score}_mean", ":"), (f"cv/val/{score}_smoothed", "-.")):
+                points = [(r["epoch"], r[column]) for r in rows if isinstance(r.get(column), float)]
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, label=column.removeprefix("cv/"))
         ax.set_xlabel("epoch")
-        ax.set_title("loss" if metric == "loss" else "accuracy")
+        ax.set_title(SCORE_TITLES.get(metric, metric))
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_actual_figure(actual: np.ndarray, predicted: np.ndarray, target: str) -> Figure:
+    """Each test row's prediction against its true value, and the residuals' spread."""
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(10, 4))
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="grey", lw=1, label="perfect")
+    ax.scatter(actual, predicted, s=10, alpha=0.6)
+    ax.set_xlabel(f"actual {target}")
+    ax.set_ylabel(f"predicted {target}")
+    ax.set_title("predicted vs actual (test split)")
+    ax.legend()
+    residuals = predicted - actual
+    hist.hist(residuals, bins=min(40, max(5, len(residuals) // 5)), color="tab:blue", alpha=0.8)
+    hist.axvline(0, color="grey", lw=1)
+    hist.set_xlabel(f"residual: predicted - actual {target}")
+    hist.set_ylabel("test rows")
+    hist.set_title(f"residuals (mean {residuals.mean():+.3g}, std {residuals.std():.3g})")
     fig.tight_layout()
     return fig
 
@@ -57,7 +86,8 @@ def confusion_figure(matrix: np.ndarray, classes: list[str], normalise: bool = F
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     dark = values > (0.5 if normalise else matrix.max() / 2)
-    for i, j in zip(*np.nonzero(matrix), strict=True):
+    # Past 20 classes the cells are too small to write in: the report lists the most confused pairs.
+    for i, j in zip(*np.nonzero(matrix if len(classes) <= 20 else np.zeros_like(matrix)), strict=True):
         text = f"{rates[i, j]:.0%}" if normalise else str(matrix[i, j])
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark[i, j] else "black")
     label = "fraction of the actual class" if normalise else "test images"

@@ -22,7 +22,9 @@ def numbered(tmp_path):
         numbers = FIRST[split] + np.arange(n, dtype=np.float32)
         x = np.broadcast_to(numbers[:, None, None, None], (n, 1, 2, 2)).copy()
         save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(n) % 3)
-    write_json(tmp_path / "stats.json", {"classes": ["a", "b", "c"], "image_shape": [1, 2, 2], "mean": [0], "std": [1]})
+    write_json(
+        tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": {"kind": "image"}}
+    )
     return tmp_path
 
 
@@ -63,7 +65,9 @@ def test_training_batches_are_flipped_on_arrival_and_validation_batches_are_not(
     x = np.arange(40 * 16, dtype=np.float32).reshape(40, 1, 4, 4)  # every pixel distinct: a flip shows
     for split in ("train", "val", "test"):
         save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(40) % 3)
-    write_json(tmp_path / "stats.json", {"classes": ["a", "b", "c"], "image_shape": [1, 4, 4], "mean": [0], "std": [1]})
+    write_json(
+        tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": {"kind": "image"}}
+    )
     dm = NormalisedDataModule(tmp_path, batch_size=40, eval_batch_size=40, flip=True)
     dm.trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
     dm.setup("fit")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from reprovision.data.normalise import channel_stats, normalise, normalise_images
+from reprovision.data.raw import FIRST_WORD, RESERVED_WORDS, START
+from reprovision.data.text import decode
 from reprovision.files import load_arrays, read_json, save_arrays, write_json
 
 
@@ -26,7 +28,7 @@ def test_normalised_train_has_zero_mean_unit_std():
 
 
 def test_stage_uses_train_statistics_for_every_split(tiny_split, tmp_path):
-    stats = normalise(tiny_split, tmp_path / "norm")
+    stats = normalise(tiny_split, tmp_path / "norm")["inputs"]
     train = load_arrays(tiny_split / "train.npz")["x"]
     assert np.allclose(stats["mean"], channel_stats(train)[0])
     assert read_json(tmp_path / "norm" / "stats.json")["classes"] == ["a", "b", "c"]
@@ -47,15 +49,82 @@ def test_mean_and_std_come_from_the_training_split_alone(tmp_path):
     for name, channels in ranges.items():
         raw[name] = np.stack([rng.integers(lo, hi + 1, size=(30, 5, 5)) for lo, hi in channels], 1).astype(np.uint8)
         save_arrays(split / f"{name}.npz", x=raw[name], y=np.arange(30) % 3)
-    write_json(split / "summary.json", {"classes": ["a", "b", "c"], "image_shape": [2, 5, 5]})
+    write_json(split / "summary.json", {"kind": "image", "task": "classification", "classes": ["a", "b", "c"]})
 
-    stats = normalise(split, tmp_path / "norm")
+    stats = normalise(split, tmp_path / "norm")["inputs"]
     train = raw["train"] / 255.0
     assert np.allclose(stats["mean"], train.mean(axis=(0, 2, 3)))
     assert np.allclose(stats["std"], train.std(axis=(0, 2, 3)))
-    assert read_json(tmp_path / "norm" / "stats.json")["std"] == stats["std"]
+    assert read_json(tmp_path / "norm" / "stats.json")["inputs"]["std"] == stats["std"]
     normalised = {s: load_arrays(tmp_path / "norm" / f"{s}.npz")["x"] for s in ranges}
     assert np.allclose(normalised["train"].mean(axis=(0, 2, 3)), 0, atol=1e-5)
     assert np.allclose(normalised["train"].std(axis=(0, 2, 3)), 1, atol=1e-4)
     # Val keeps its own, wider spread in train's units: several train standard deviations.
     assert (normalised["val"].std(axis=(0, 2, 3)) > 5).all()
+
+
+def test_table_columns_are_scaled_by_the_training_split_alone(tmp_path):
+    rng = np.random.default_rng(0)
+    split = tmp_path / "split"
+    split.mkdir()
+    # Columns of very different ranges; val and test sit far from train.
+    shift = {"train": 0.0, "val": 50.0, "test": -30.0}
+    raw = {}
+    for name, offset in shift.items():
+        raw[name] = (rng.normal(size=(40, 3)) * [1.0, 1000.0, 0.001] + [5.0 + offset, 2e4, 0.0]).astype(np.float32)
+        save_arrays(split / f"{name}.npz", x=raw[name], y=rng.normal(size=40).astype(np.float32))
+    summary = {"kind": "table", "task": "regression", "classes": [], "target": "t", "features": ["a", "b", "c"]}
+    write_json(split / "summary.json", summary)
+
+    stats = normalise(split, tmp_path / "norm")
+    assert stats["task"] == "regression" and stats["inputs"]["features"] == ["a", "b", "c"]
+    assert np.allclose(stats["inputs"]["mean"], raw["train"].astype(np.float64).mean(axis=0))
+    assert np.allclose(stats["inputs"]["std"], raw["train"].astype(np.float64).std(axis=0))
+    normalised = {s: load_arrays(tmp_path / "norm" / f"{s}.npz")["x"] for s in shift}
+    assert np.allclose(normalised["train"].mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(normalised["train"].std(axis=0), 1, atol=1e-4)
+    assert normalised["val"][:, 0].mean() > 40  # val's shift, in train's units
+    assert np.array_equal(load_arrays(tmp_path / "norm" / "val.npz")["y"], load_arrays(split / "val.npz")["y"])
+
+
+def text_split(where, docs: dict[str, list[list[str]]]) -> list[str]:
+    """A text split directory as the split stage writes it: dataset ids over a word list."""
+    words = [*RESERVED_WORDS, *sorted({w for split in docs.values() for d in split for w in d})]
+    index = {w: i for i, w in enumerate(words)}
+    where.mkdir()
+    for split, documents in docs.items():
+        length = max(len(d) for d in documents) + 1
+        x = np.zeros((len(documents), length), dtype=np.int32)
+        for i, d in enumerate(documents):
+            x[i, : len(d) + 1] = [START, *(index[w] for w in d)]
+        save_arrays(where / f"{split}.npz", x=x, y=np.arange(len(documents)) % 2)
+    write_json(where / "words.json", words)
+    write_json(where / "summary.json", {"kind": "text", "task": "classification", "classes": ["neg", "pos"]})
+    return words
+
+
+def test_text_vocabulary_is_the_most_frequent_training_words(tmp_path):
+    docs = {
+        "train": [["good", "good", "film"], ["bad", "film", "good"], ["dull", "film"]],
+        "val": [["great", "great", "great", "film"], ["good"]],  # "great": frequent, but not in train
+        "test": [["film", "dull", "awful", "good"], ["bad"]],
+    }
+    text_split(tmp_path / "split", docs)
+    # Room for two words: good (3 in train) and film (3): ties go to the lower dataset id, and
+    # bad and dull (1 each) are left out, as is great (val only).
+    stats = normalise(tmp_path / "split", tmp_path / "norm", num_words=FIRST_WORD + 2)
+    vocabulary = stats["inputs"]["vocabulary"]
+    assert vocabulary == [*RESERVED_WORDS, "film", "good"]
+    test = load_arrays(tmp_path / "norm" / "test.npz")["x"]
+    assert [decode(row, vocabulary) for row in test] == ["film <unk> <unk> good", "<unk>"]
+    val = load_arrays(tmp_path / "norm" / "val.npz")["x"]
+    assert decode(val[0], vocabulary) == "<unk> <unk> <unk> film"
+    assert {a.shape[1] for a in (test, val, load_arrays(tmp_path / "norm" / "train.npz")["x"])} == {5}
+
+
+def test_text_documents_are_cut_to_max_length_words(tmp_path):
+    docs = {"train": [["a", "b", "c", "d"], ["a"]], "val": [["b", "c"]], "test": [["d", "c", "b", "a"]]}
+    text_split(tmp_path / "split", docs)
+    stats = normalise(tmp_path / "split", tmp_path / "norm", max_length=2)
+    test = load_arrays(tmp_path / "norm" / "test.npz")["x"]
+    assert test.shape == (1, 3) and decode(test[0], stats["inputs"]["vocabulary"]) == "d c"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -13,21 +14,32 @@ import torch.nn.functional as F
 from reprovision.config import compose, validate
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.data.normalise import normalise
-from reprovision.files import load_arrays
-from reprovision.models.classifier import ImageClassifier
+from reprovision.files import load_arrays, save_arrays, write_json
+from reprovision.models.module import Model
 from reprovision.training.build import speed_up
 
+IMAGE_INPUTS = {"kind": "image", "shape": [1, 8, 8], "mean": [0.0], "std": [1.0]}
 
-def classifier(root, *overrides: str) -> ImageClassifier:
+
+def classifier(root, *overrides: str) -> Model:
     cfg = validate(compose(root / "conf", ["model=cnn", "model.channels=[4,8]", "model.hidden=8", *overrides]))
-    return ImageClassifier(
+    return Model(
         net=dataclasses.asdict(cfg.model),
         optim=dataclasses.asdict(cfg.optim),
+        task="classification",
         classes=["a", "b", "c"],
-        image_shape=[1, 8, 8],
-        mean=[0.0],
-        std=[1.0],
+        inputs=IMAGE_INPUTS,
     )
+
+
+def one_epoch(module: Model, data: NormalisedDataModule) -> pl.Trainer:
+    """One epoch of a bare Trainer (no logger, checkpoints or sanity steps); the trainer after it."""
+    trainer = pl.Trainer(
+        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    return trainer
 
 
 def test_the_optimizer_uses_the_fused_kernel_where_torch_has_one(root):
@@ -45,16 +57,11 @@ def test_epoch_metrics_count_every_image_once(tiny_split, tmp_path, root):
     data = NormalisedDataModule(tmp_path / "norm", batch_size=16, eval_batch_size=4)
     cfg = validate(compose(root / "conf", ["model=mlp", "model.hidden=[16]", "optim=sgd", "optim.lr=1e-12"]))
     stats = data.stats
-    module = ImageClassifier(
-        dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), stats["classes"], stats["image_shape"],
-        stats["mean"], stats["std"],
-    )  # fmt: skip
+    module = Model(
+        dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), stats["task"], stats["classes"], stats["inputs"]
+    )
     start = copy.deepcopy(module.net)
-    trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0,
-    )  # fmt: skip
-    trainer.fit(module, datamodule=data)
+    trainer = one_epoch(module, data)
 
     for split in ("train", "val"):
         arrays = load_arrays(tmp_path / "norm" / f"{split}.npz")
@@ -110,3 +117,40 @@ def test_flip_tta_stays_finite_for_classes_both_views_rule_out(root):
         logits = module.predict_step((torch.randn(6, 1, 8, 8),), 0)
     assert torch.isfinite(logits).all()
     assert torch.isfinite(torch.nn.functional.cross_entropy(logits, torch.arange(6) % 3))
+
+
+def table_split(where, rng) -> None:
+    """A regression table's split directory, as the split stage writes it: 3 features of very
+    different ranges, a target that is a noisy function of them."""
+    where.mkdir()
+    sizes = {"train": 60, "val": 15, "test": 9}
+    for split, n in sizes.items():
+        x = (rng.normal(size=(n, 3)) * [1.0, 100.0, 0.01] + [0.0, 500.0, 3.0]).astype(np.float32)
+        y = (2 * x[:, 0] + x[:, 1] / 50 + rng.normal(size=n)).astype(np.float32)
+        save_arrays(where / f"{split}.npz", x=x, y=y)
+    features = ["a", "b", "c"]
+    summary = {"kind": "table", "task": "regression", "classes": [], "target": "t", "features": features}
+    write_json(where / "summary.json", {**summary, "sizes": sizes})
+
+
+def test_regression_epoch_metrics_are_the_mean_absolute_and_squared_error_of_every_row(tmp_path, root):
+    # As for classification: weights that cannot move, so each epoch's val/mae and val/loss must be
+    # the starting net's over the whole split (15 rows in batches of 4: a mean of batch means differs).
+    table_split(tmp_path / "split", np.random.default_rng(0))
+    normalise(tmp_path / "split", tmp_path / "norm")
+    data = NormalisedDataModule(tmp_path / "norm", batch_size=16, eval_batch_size=4)
+    cfg = validate(
+        compose(root / "conf", ["data=diabetes", "model=mlp", "model.hidden=[8]", "optim=sgd", "optim.lr=1e-12"])
+    )
+    stats = data.stats
+    assert stats["task"] == "regression" and stats["inputs"]["features"] == ["a", "b", "c"]
+    module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "regression", [], stats["inputs"])
+    start = copy.deepcopy(module.net)
+    trainer = one_epoch(module, data)
+    arrays = load_arrays(tmp_path / "norm" / "val.npz")
+    x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+    with torch.no_grad():
+        predicted = start(x).squeeze(1)
+    assert float(trainer.callback_metrics["val/mae"]) == pytest.approx(float((predicted - y).abs().mean()), rel=1e-5)
+    assert float(trainer.callback_metrics["val/loss"]) == pytest.approx(float(((predicted - y) ** 2).mean()), rel=1e-5)
+    assert "val/acc" not in trainer.callback_metrics

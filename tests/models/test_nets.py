@@ -10,29 +10,74 @@ import torch
 from tests.project import ROOT
 
 from reprovision.config import MODEL_SCHEMAS, OPTIM_SCHEMAS, SCHEDULES, compose, validate
+from reprovision.config.choices import MODEL_INPUTS
 from reprovision.data.augment import flip_crop
-from reprovision.models.nets import NETS, build_net, init_weights
+from reprovision.models.nets import NET_INPUTS, NETS, build_net, init_weights
 from reprovision.models.optimizers import OPTIMIZERS, lr_factor
+from reprovision.models.text import MultiHot, TextCNN
 
 MODEL_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml") if not p.stem.startswith("_"))
 OPTIM_OPTIONS = sorted(p.stem for p in (ROOT / "conf" / "optim").glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def model_kwargs(option: str) -> tuple[str, dict]:
-    model = dataclasses.asdict(validate(compose(ROOT / "conf", [f"model={option}"])).model)
+    data = "data=imdb" if option == "text_cnn" else "data=digits"  # data the model reads
+    model = dataclasses.asdict(validate(compose(ROOT / "conf", [f"model={option}", data])).model)
     return model.pop("name"), {k: v for k, v in model.items() if k != "init"}
 
 
+IMAGE = [((1, 8, 8), 10), ((1, 28, 28), 10), ((3, 32, 32), 2)]
+VOCABULARY = ["<pad>", "<start>", "<unk>", "<unused>", *(f"w{i}" for i in range(20))]
+INPUTS = [
+    *({"kind": "image", "shape": list(shape), "mean": [0.0] * shape[0], "std": [1.0] * shape[0]} for shape, _ in IMAGE),
+    {"kind": "table", "features": ["a", "b", "c", "d", "e"], "mean": [0.0] * 5, "std": [1.0] * 5},
+    {"kind": "text", "vocabulary": VOCABULARY, "max_length": None},
+]
+
+
+def example_batch(inputs: dict) -> torch.Tensor:
+    if inputs["kind"] == "image":
+        return torch.randn(4, *inputs["shape"])
+    if inputs["kind"] == "table":
+        return torch.randn(4, len(inputs["features"]))
+    ids = torch.randint(1, len(inputs["vocabulary"]), (4, 7), dtype=torch.int32)
+    ids[0, 3:] = 0  # a short document, padded
+    return ids
+
+
 @pytest.mark.parametrize("option", MODEL_OPTIONS)
-@pytest.mark.parametrize(("shape", "classes"), [((1, 8, 8), 10), ((1, 28, 28), 10), ((3, 32, 32), 2)])
-def test_every_model_runs_forward_and_backward(option, shape, classes):
+@pytest.mark.parametrize("inputs", INPUTS, ids=lambda i: i["kind"] + "x".join(map(str, i.get("shape", []))))
+@pytest.mark.parametrize("outputs", [10, 1])
+def test_every_model_runs_forward_and_backward_on_the_data_it_reads(option, inputs, outputs):
     name, kwargs = model_kwargs(option)
-    net = build_net(name, list(shape), classes, **kwargs)
-    out = net(torch.randn(4, *shape))
-    assert out.shape == (4, classes)
+    if inputs["kind"] not in NET_INPUTS[name]:
+        with pytest.raises(ValueError, match=f"does not read {inputs['kind']}"):
+            build_net(name, inputs, outputs, **kwargs)
+        return
+    net = build_net(name, inputs, outputs, **kwargs)
+    out = net(example_batch(inputs))
+    assert out.shape == (4, outputs)
     out.logsumexp(1).mean().backward()
-    grads = [p.grad for p in net.parameters()]
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_config_knows_what_each_model_reads():
+    assert {n: k for n, k in NET_INPUTS.items() if k != ("image",)} == MODEL_INPUTS
+
+
+def test_multi_hot_marks_each_word_once_and_never_padding():
+    ids = torch.tensor([[1, 5, 5, 7, 0, 0], [1, 2, 0, 0, 0, 0]])
+    out = MultiHot(8)(ids)
+    assert out.tolist() == [[0, 1, 0, 0, 0, 1, 0, 1], [0, 1, 1, 0, 0, 0, 0, 0]]
+
+
+def test_text_cnn_ignores_padding():
+    torch.manual_seed(0)
+    net = TextCNN(30, 2, embedding=8, channels=4, kernel=3, dropout=0.0).eval()
+    short = torch.tensor([[1, 7, 9, 4]])
+    padded = torch.tensor([[1, 7, 9, 4, 0, 0, 0, 0, 0]])
+    torch.testing.assert_close(net(short), net(padded))
 
 
 def test_every_option_has_a_schema_and_an_implementation():

@@ -19,7 +19,7 @@ from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
 from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays, read_csv, read_json, write_json
-from reprovision.models.classifier import load_classifier
+from reprovision.models.module import load_model
 from reprovision.training.checkpoints import AtomicCheckpointIO
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
@@ -74,7 +74,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     ckpt = torch.load(tmp_path / "models" / "model.ckpt", weights_only=True)
     assert _plain(ckpt["hyper_parameters"])
     # The training split's statistics travel with the model: raw uint8 in, same input out.
-    module = load_classifier(tmp_path / "models" / "model.ckpt")
+    module = load_model(tmp_path / "models" / "model.ckpt")
     raw = torch.from_numpy(load_arrays(tiny_split / "test.npz")["x"])
     expected = torch.from_numpy(load_arrays(tmp_path / "norm" / "test.npz")["x"])
     assert torch.allclose(module.preprocess(raw), expected, atol=1e-6)
@@ -83,12 +83,12 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
         tmp_path / "models", tmp_path / "ckpt" / "run.json", tmp_path / "norm", tmp_path / "metrics", "cpu"
     )
     # The headline test/acc is the share of right answers in predictions.csv, in eval.json and MLflow.
-    predictions = read_csv(tmp_path / "metrics" / "predictions.csv")
+    predictions = read_csv(tmp_path / "metrics" / "evaluation" / "predictions.csv")
     assert len(predictions) == 15
     right = sum(p["actual"] == p["predicted"] for p in predictions)
     assert headline["test/acc"] == pytest.approx(right / 15)
     assert read_json(tmp_path / "metrics" / "eval.json")["test/acc"] == headline["test/acc"]
-    matrix = np.array(read_json(tmp_path / "metrics" / "confusion_matrix.json")["matrix"])
+    matrix = np.array(read_json(tmp_path / "metrics" / "evaluation" / "confusion_matrix.json")["matrix"])
     assert matrix.sum() == 15
 
     run_id = read_json(tmp_path / "ckpt" / "run.json")["run_id"]
@@ -134,12 +134,12 @@ def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_pr
     # The weights themselves score that epoch's val/acc.
     val = load_arrays(tmp_path / "norm" / "val.npz")
     with torch.no_grad():
-        predicted = load_classifier(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
+        predicted = load_model(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
     assert (predicted == val["y"]).mean() == pytest.approx(float(best["val/acc"]))
 
     metrics = tmp_path / "metrics"
     evaluate(tmp_path / "models", tmp_path / "checkpoints" / "run.json", tmp_path / "norm", metrics, "cpu")
-    predictions = read_csv(metrics / "predictions.csv")
+    predictions = read_csv(metrics / "evaluation" / "predictions.csv")
     right = sum(p["actual"] == p["predicted"] for p in predictions)
     assert read_json(metrics / "eval.json")["test/acc"] == pytest.approx(right / len(predictions))
 
@@ -226,7 +226,7 @@ def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cach
     assert cold["train_images"] == warm["train_images"] == 2 * 60 and cold["train_s"] > 0 and cold["startup_s"] > 0
     assert (tmp_path / "cold" / "train.json").read_text() == (tmp_path / "warm" / "train.json").read_text()
     # The compiled net's checkpoint is a plain one: same keys as an uncompiled net, loads and predicts.
-    module = load_classifier(tmp_path / "warm" / "models" / "model.ckpt")
+    module = load_model(tmp_path / "warm" / "models" / "model.ckpt")
     assert not any("_orig_mod" in k for k in torch.load(tmp_path / "warm" / "models" / "model.ckpt")["state_dict"])
     assert module(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
 
@@ -280,7 +280,7 @@ def test_a_smoke_run_takes_a_few_batches_of_each_split_and_is_never_registered(t
     headline = evaluate(
         tmp_path / "models", run_file, tmp_path / "norm", tmp_path / "metrics", "cpu", batch_size=4, limit_batches=2
     )
-    predictions = (tmp_path / "metrics" / "predictions.csv").read_text().splitlines()
+    predictions = (tmp_path / "metrics" / "evaluation" / "predictions.csv").read_text().splitlines()
     assert len(predictions) == 1 + 2 * 4  # two test batches of four
     client = MlflowClient(uri)
     run = client.get_run(read_json(run_file)["run_id"])

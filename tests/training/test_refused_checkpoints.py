@@ -20,7 +20,7 @@ def interrupted_run(digits, where, capsys, monkeypatch) -> list[str]:  # noqa: F
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patched:
-        patched.setattr(tracking, "log_classifier", interrupt)
+        patched.setattr(tracking, "log_model", interrupt)
         assert in_process(cmd, capsys)[0] == 130
     assert (where / "checkpoints" / "resume.json").is_file()
     return cmd

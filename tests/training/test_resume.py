@@ -222,7 +222,7 @@ def test_an_early_stopped_run_interrupted_while_logging_its_model_resumes_withou
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tracking, "log_classifier", interrupt)
+    monkeypatch.setattr(tracking, "log_model", interrupt)
     assert in_process(cmd, capsys)[0] == 130
     monkeypatch.undo()
     run_id = json.loads((where / "checkpoints" / "resume.json").read_text())["run"]["run_id"]

@@ -81,7 +81,7 @@ def test_a_password_in_the_tracking_uri_reaches_the_server_and_nothing_else(digi
 
     # Interrupted while its model goes to MLflow: resume.json is left, as after a kill.
     with monkeypatch.context() as patched:
-        patched.setattr(tracking, "log_classifier", interrupt)
+        patched.setattr(tracking, "log_model", interrupt)
         code, out, err = in_process(cmd, capsys)
     assert code == 130, err
     written = {"resume.json": (where / "checkpoints" / "resume.json").read_text()}

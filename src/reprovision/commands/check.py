@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
         baseline, against = metrics_at_revision(args.rev, args.metrics), f"git revision {args.rev}"
     else:
         baseline, against = read_baseline(baseline_path), str(baseline_path)
-    rows = compare(baseline, current, cfg.check.tolerances)
+    rows = compare(baseline, current, getattr(cfg.check.tolerances, cfg.data.task))
     print(f"check against {against}:\n{text_table(rows)}")
     if args.markdown:
         with args.markdown.open("a") as f:

@@ -28,5 +28,5 @@ def run(args: argparse.Namespace) -> None:
         raise BadInput(f"{args.data} has no normalised data: run `dvc repro normalise` first")
     with tempfile.TemporaryDirectory(prefix="sweep-") as work:
         result = run_sweep(args.params, args.data, args.summary, args.conf, Path(work))
-    best = result["best"]
-    print(f"sweep: best val/acc {best['val/acc']:.4f} (trial {best['trial']}) -> {result['experiment']}")
+    best, score = result["best"], result["score"]
+    print(f"sweep: best {score} {best[score]:.4f} (trial {best['trial']}) -> {result['experiment']}")

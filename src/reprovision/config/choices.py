@@ -86,6 +86,21 @@ class FastCNNConfig(ModelConfig):
         require(len(self.widths) == 3 and min(self.widths) >= 1, "model.widths", self.widths, "three positive integers")
 
 
+@dataclass
+class TextCNNConfig(ModelConfig):
+    embedding: int = MISSING  # the width of each word's vector
+    channels: int = MISSING  # convolution filters
+    kernel: int = MISSING  # words each filter reads at once
+    dropout: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive_ints("model.embedding", [self.embedding])
+        positive_ints("model.channels", [self.channels])
+        positive_ints("model.kernel", [self.kernel])
+        fraction("model.dropout", self.dropout)
+
+
 MODEL_SCHEMAS: dict[str, type] = {
     "cnn": CNNConfig,
     "mlp": MLPConfig,
@@ -97,7 +112,10 @@ MODEL_SCHEMAS: dict[str, type] = {
     "net_batchnorm": TanhCNNConfig,
     "resnet18": ModelConfig,
     "fast_cnn": FastCNNConfig,
+    "text_cnn": TextCNNConfig,
 }
+# What each model reads (models.nets.NET_INPUTS, kept equal by a test): the rest read images only.
+MODEL_INPUTS = {"mlp": ("image", "table", "text"), "text_cnn": ("text",)}
 
 
 # Learning rate over training, after `warmup_epochs` of linear warm-up from 0:

@@ -7,97 +7,10 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from reprovision.config.choices import MODEL_INPUTS
+from reprovision.config.data import DataConfig
 from reprovision.config.rules import fraction, name, require
 from reprovision.errors import ConfigError
-
-# The names users may type as data.name: data.sources' registry plus the image-folder reader.
-# Spelled out here so that config does not import the dataset readers; tests/test_config.py
-# keeps the two equal.
-IMAGEFOLDER = "imagefolder"
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", IMAGEFOLDER)
-
-LOADERS = ("device", "dataloader")
-
-
-@dataclass
-class ArchiveConfig:
-    """What one archive may hold (CIFAR's, an image folder's): past any limit it is refused,
-    naming the member, before the member is read."""
-
-    max_members: int = MISSING
-    max_member_mib: int = MISSING  # the largest member, as declared and as read
-    max_total_mib: int = MISSING  # all members together
-    max_ratio: float = MISSING  # inflated bytes per byte of the archive file (counted past the first 8 MiB)
-
-    def __post_init__(self) -> None:
-        for key in ("max_members", "max_member_mib", "max_total_mib"):
-            require(getattr(self, key) >= 1, f"data.archive.{key}", getattr(self, key), "an integer >= 1")
-        require(self.max_ratio >= 1, "data.archive.max_ratio", self.max_ratio, "a number >= 1")
-
-
-@dataclass
-class DownloadConfig:
-    """When a source is given up and the next one tried."""
-
-    timeout_s: float = MISSING  # a source silent this long, or slower than min_kib_per_s over this long
-    min_kib_per_s: float = MISSING
-    max_mib: int = MISSING  # the largest file accepted from any source
-
-    def __post_init__(self) -> None:
-        require(self.timeout_s > 0, "data.download.timeout_s", self.timeout_s, "seconds > 0")
-        require(self.min_kib_per_s >= 0, "data.download.min_kib_per_s", self.min_kib_per_s, "a number >= 0")
-        require(self.max_mib >= 1, "data.download.max_mib", self.max_mib, "an integer >= 1")
-
-
-@dataclass
-class DataConfig:
-    name: str = MISSING  # one of DATASETS
-    mirror: str | None = MISSING  # http(s) base URL or local directory, tried before the official URLs
-    classes: list[str] | None = MISSING  # a subset of the dataset's classes (relabelled 0..k-1)
-    path: str | None = MISSING  # imagefolder: a directory or .tar/.tar.gz/.zip of train/<class>/*
-    channels: int | None = MISSING  # imagefolder: 1 (greyscale) or 3 (RGB)
-    image_size: int | None = MISSING  # imagefolder: resize every image to this square size
-    val_fraction: float = MISSING
-    test_fraction: float = MISSING  # used only by datasets without a test split of their own
-    batch_size: int = MISSING
-    eval_batch_size: int = MISSING  # validation and test batches (per process): larger is faster
-    loader: str = MISSING  # device (splits on the training device) | dataloader (host memory, copied per batch)
-    num_workers: int = MISSING  # loader=dataloader only
-    crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
-    flip: bool = MISSING  # training augmentation: random horizontal flip
-    archive: ArchiveConfig = MISSING
-    download: DownloadConfig = MISSING
-
-    def __post_init__(self) -> None:
-        require(self.name in DATASETS, "data.name", self.name, "one of " + ", ".join(DATASETS))
-        require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
-        require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
-        require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")
-        require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "an integer >= 1")
-        require(self.loader in LOADERS, "data.loader", self.loader, "one of " + ", ".join(LOADERS))
-        require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
-        require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
-        require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
-        require(
-            self.image_size is None or self.image_size >= 1,
-            "data.image_size",
-            self.image_size,
-            "an integer >= 1 or null",
-        )
-        require(
-            self.classes is None or len(set(self.classes)) == len(self.classes) >= 2,
-            "data.classes",
-            self.classes,
-            "null or at least two distinct class names",
-        )
-        if self.name == IMAGEFOLDER:
-            if not self.path:
-                raise ConfigError(
-                    "data=imagefolder needs data.path: a directory or .tar/.tar.gz/.zip of "
-                    "train/<class>/ images (-S data.path=...)"
-                )
-            require(self.channels is not None, "data.channels", self.channels, "1 or 3 for data=imagefolder")
-
 
 ACCELERATORS = ("auto", "cpu", "gpu")
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
@@ -216,9 +129,17 @@ class Tolerance:
 
 
 @dataclass
+class Tolerances:
+    """Per task, metric name -> tolerance."""
+
+    classification: dict[str, Tolerance] = MISSING
+    regression: dict[str, Tolerance] = MISSING
+
+
+@dataclass
 class CheckConfig:
     baseline: str = MISSING  # JSON file of metrics, committed (e.g. baselines/digits-cnn.json)
-    tolerances: dict[str, Tolerance] = MISSING  # metric name -> tolerance; only these are checked
+    tolerances: Tolerances = MISSING  # only the run's task's are checked
 
 
 @dataclass
@@ -283,3 +204,25 @@ class Config:
     check: CheckConfig = MISSING
     search: SearchConfig = MISSING
     split: SplitConfig = MISSING
+
+    def __post_init__(self) -> None:
+        check_combination(self)
+
+
+def check_combination(cfg: Config) -> None:
+    """Settings that are each valid but not together: a model that cannot read the data, image
+    augmentation on text, class settings on a regression."""
+    kind, task = cfg.data.kind, cfg.data.task
+    readable = MODEL_INPUTS.get(cfg.model.name, ("image",))
+    if kind not in readable:
+        raise ConfigError(
+            f"model={cfg.model.name} reads {' or '.join(readable)} data, not {cfg.data.name}'s {kind}: "
+            f"choose model=mlp{' or model=text_cnn' if kind == 'text' else ''}"
+        )
+    if kind != "image":
+        for key, value in (("data.flip", cfg.data.flip), ("data.crop_padding", cfg.data.crop_padding),
+                           ("evaluate.tta", cfg.evaluate.tta)):  # fmt: skip
+            if value:
+                raise ConfigError(f"{key}={value} augments images; {cfg.data.name} is {kind} data: turn it off")
+    if task == "regression" and cfg.trainer.label_smoothing:
+        raise ConfigError("trainer.label_smoothing smooths class labels; a regression has none: set it to 0")

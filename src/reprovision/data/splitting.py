@@ -1,7 +1,9 @@
-"""Stratified, seeded train/val/test splits of a dataset's raw files; the test set is never tuned on."""
+"""Seeded train/val/test splits of a dataset's raw files (stratified by class for classification);
+the test set is never tuned on."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +20,20 @@ if TYPE_CHECKING:
 
 
 def split_stratified(
-    labels: np.ndarray, val_fraction: float, test_fraction: float | None, seed: int
+    labels: np.ndarray, val_fraction: float, test_fraction: float | None, seed: int, stratify: bool = True
 ) -> dict[str, np.ndarray]:
-    """Sorted index arrays per split, each class in proportion to its share of `labels`.
+    """Sorted index arrays per split, each class in proportion to its share of `labels` (unless
+    `stratify` is False: regression targets are not classes).
 
     `test_fraction=None` means the dataset brings its own test set: only val is carved.
     """
     idx = np.arange(len(labels))
     try:
         if test_fraction is not None:
-            idx, test = train_test_split(idx, test_size=test_fraction, stratify=labels[idx], random_state=seed)
-        train, val = train_test_split(idx, test_size=val_fraction, stratify=labels[idx], random_state=seed)
+            strata = labels[idx] if stratify else None
+            idx, test = train_test_split(idx, test_size=test_fraction, stratify=strata, random_state=seed)
+        strata = labels[idx] if stratify else None
+        train, val = train_test_split(idx, test_size=val_fraction, stratify=strata, random_state=seed)
     except ValueError as e:  # e.g. a class too small to appear in every split
         raise DataError(
             f"cannot split stratified: {e}; lower data.val_fraction / "
@@ -64,11 +69,14 @@ def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawDa
         mask = relabel[y] >= 0
         return x[mask], relabel[y[mask]]
 
-    return RawData(*subset(raw.x_train, raw.y_train), *subset(raw.x_test, raw.y_test), [raw.classes[i] for i in keep])
+    (x_train, y_train), (x_test, y_test) = subset(raw.x_train, raw.y_train), subset(raw.x_test, raw.y_test)
+    classes = [raw.classes[i] for i in keep]
+    return dataclasses.replace(raw, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=classes)
 
 
 def check_raw(raw: RawData, dataset: str) -> None:
-    """Refuse data that cannot train: labels outside 0..k-1, mismatched image shapes, no images."""
+    """Refuse data that cannot train: labels outside 0..k-1, targets that are not finite,
+    mismatched image shapes or table columns, no rows."""
     k = len(raw.classes)
     for part, x, y in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
         if x is None:
@@ -76,13 +84,17 @@ def check_raw(raw: RawData, dataset: str) -> None:
         if len(y) == 0:
             raise DataError(f"{dataset}: the {part} set is empty; check the files behind data.name/data.path")
         if len(x) != len(y):
-            raise DataError(f"{dataset}: {len(x)} {part} images but {len(y)} labels; download the dataset again")
+            raise DataError(f"{dataset}: {len(x)} {part} rows but {len(y)} targets; download the dataset again")
+        if raw.task == "regression":
+            if not np.isfinite(y).all():
+                raise DataError(f"{dataset}: a {part} target is not a finite number; fix or drop that row")
+            continue
         if y.min() < 0 or y.max() >= k:
             raise DataError(
                 f"{dataset}: {part} labels run {y.min()}..{y.max()} but there are {k} classes (0..{k - 1}); "
                 "the label file does not belong to these images"
             )
-    if raw.x_test is not None and raw.x_test.shape[1:] != raw.x_train.shape[1:]:
+    if raw.kind != "text" and raw.x_test is not None and raw.x_test.shape[1:] != raw.x_train.shape[1:]:
         raise DataError(
             f"{dataset}: test images are {tuple(raw.x_test.shape[1:])} (C, H, W) but train images "
             f"{tuple(raw.x_train.shape[1:])}; use data=imagefolder with data.channels/data.image_size"
@@ -101,37 +113,74 @@ def check_every_class_in_every_split(arrays: dict, classes: list[str], dataset: 
 
 
 def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
-    """Read verified raw files, split them, write {train,val,test}.npz and summary.json."""
+    """Read verified raw files, split them, write {train,val,test}.npz and summary.json (and, for
+    text, words.json: the dataset's id -> word table)."""
     manifest = read_json(raw_dir / "manifest.json")
     if manifest.get("dataset") != data.name:
         raise DataError(f"{raw_dir} holds {manifest.get('dataset')!r}, not {data.name!r}; rerun the download stage")
     check_manifest(raw_dir, manifest)
     raw = select_classes(read(data.name, raw_dir, data), data.classes, data.name)
+    if (raw.kind, raw.task) != (data.kind, data.task):  # the config's promise, which every later stage reads
+        raise DataError(f"{data.name}: read as {raw.task} of {raw.kind} data, configured as {data.task} of {data.kind}")
 
     check_raw(raw, data.name)
     has_test = raw.x_test is not None
     test_fraction = None if has_test else data.test_fraction
-    parts = split_stratified(raw.y_train, data.val_fraction, test_fraction, seed)
+    parts = split_stratified(raw.y_train, data.val_fraction, test_fraction, seed, raw.task == "classification")
     arrays = {s: (raw.x_train[i], raw.y_train[i]) for s, i in parts.items()}
     if has_test:
         arrays["test"] = (raw.x_test, raw.y_test)
-    check_every_class_in_every_split(arrays, raw.classes, data.name)
+    if raw.kind == "text":
+        arrays = same_length(arrays)
+    if raw.task == "classification":
+        check_every_class_in_every_split(arrays, raw.classes, data.name)
 
-    summary = {
-        "dataset": data.name,
-        "description": manifest.get("description", ""),
-        "classes": raw.classes,
-        "image_shape": list(raw.x_train.shape[1:]),
-        "raw_bytes": sum(f["bytes"] for f in manifest["files"].values()),
-        "test_source": "the dataset's own test split" if has_test else f"held out ({data.test_fraction:g})",
-        "val_fraction": data.val_fraction,
-        "seed": seed,
-        "sizes": {s: len(arrays[s][1]) for s in SPLITS},
-        "class_counts": {s: class_counts(arrays[s][1], raw.classes) for s in SPLITS},
-    }
+    summary = split_summary(raw, data, manifest, arrays, seed)
     with atomic_dir(out_dir) as tmp:
         for s in SPLITS:
             x, y = arrays[s]
-            save_arrays(tmp / f"{s}.npz", x=x, y=y.astype(np.int64))
+            save_arrays(tmp / f"{s}.npz", x=x, y=y.astype(np.int64 if raw.task == "classification" else np.float32))
+        if raw.kind == "text":
+            write_json(tmp / "words.json", list(raw.words))
         write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def same_length(arrays: dict) -> dict:
+    """Token rows of every split padded (PAD is 0) to the longest document of any."""
+    length = max(x.shape[1] for x, _ in arrays.values())
+    return {s: (np.pad(x, ((0, 0), (0, length - x.shape[1]))), y) for s, (x, y) in arrays.items()}
+
+
+def split_summary(raw: RawData, data: DataConfig, manifest: dict, arrays: dict, seed: int) -> dict:
+    """What the split stage made: the dataset, its task and inputs, the split sizes, and the
+    classes (or target values) in each split."""
+    summary = {
+        "dataset": data.name,
+        "description": manifest.get("description", ""),
+        "kind": raw.kind,
+        "task": raw.task,
+        "classes": raw.classes,
+        "target": raw.target,
+        "raw_bytes": sum(f["bytes"] for f in manifest["files"].values()),
+        "test_source": "the dataset's own test split"
+        if raw.x_test is not None
+        else f"held out ({data.test_fraction:g})",
+        "val_fraction": data.val_fraction,
+        "seed": seed,
+        "sizes": {s: len(arrays[s][1]) for s in SPLITS},
+    }
+    if raw.kind == "image":
+        summary["image_shape"] = list(raw.x_train.shape[1:])
+    elif raw.kind == "table":
+        summary["features"] = list(raw.features)
+    else:
+        summary["length"] = int(arrays["train"][0].shape[1])
+    if raw.task == "classification":
+        summary["class_counts"] = {s: class_counts(arrays[s][1], raw.classes) for s in SPLITS}
+    else:
+        summary["target_stats"] = {
+            s: {"mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()), "max": float(y.max())}
+            for s, (_, y) in arrays.items()
+        }
     return summary

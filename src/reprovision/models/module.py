@@ -1,4 +1,4 @@
-"""The LightningModule that trains any net: the math of a step, the loss, the optimizer."""
+"""The LightningModule that trains any net for its task: the math of a step, the loss, the optimizer."""
 
 from __future__ import annotations
 
@@ -11,85 +11,108 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.precision import MixedPrecision
-from torchmetrics import MeanMetric
+from torchmetrics import MeanAbsoluteError, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from reprovision.errors import BadInput
 from reprovision.models.nets import NETS, build_net, init_weights
 from reprovision.models.optimizers import FUSED_DEVICES, build_optimizer, lr_schedule
+from reprovision.tasks import TASKS
 
 
-class ImageClassifier(pl.LightningModule):
-    """Cross-entropy classifier around `build_net(net['name'], ...)`.
+class Model(pl.LightningModule):
+    """Any net of `models.nets` trained for its task: classification (cross-entropy, accuracy) or
+    regression (mean squared error, mean absolute error), chosen by `task`.
 
     Hyperparameters are plain values (names, numbers, lists), so checkpoints load with
-    `torch.load(..., weights_only=True)`; `mean`/`std` are the training split's channel
-    statistics, kept here so a checkpoint alone can preprocess a raw image.
+    `torch.load(..., weights_only=True)`. `inputs` is the normalise stage's fit on the training
+    split (`kind` image: shape, channel mean/std; table: features, mean/std; text: the
+    vocabulary), kept here so a checkpoint alone turns a raw input into the net's. `target` names
+    what a regression predicts (a table's column).
     """
 
     def __init__(
         self,
         net: dict,
         optim: dict,
+        task: str,
         classes: list[str],
-        image_shape: list[int],
-        mean: list[float],
-        std: list[float],
+        inputs: dict,
         label_smoothing: float = 0.0,
+        target: str = "",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the stage logs the whole resolved config
+        self.task = TASKS[task]
         kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
-        self.net = build_net(net["name"], image_shape, len(classes), **kwargs)
+        self.net = build_net(net["name"], inputs, len(classes) if classes else 1, **kwargs)
         init_weights(self.net, net.get("init", "default"))
         # Epoch metrics accumulate on the device. validate_args=False and nan_strategy="disable":
         # torchmetrics' input checks read values back to the host, a sync every step.
         for split in ("train", "val", "test"):
-            setattr(self, f"{split}_acc", MulticlassAccuracy(len(classes), average="micro", validate_args=False))
+            if self.task.name == "classification":
+                score = MulticlassAccuracy(len(classes), average="micro", validate_args=False)
+            else:
+                score = MeanAbsoluteError()
+            setattr(self, f"{split}_score", score)
             setattr(self, f"{split}_loss", MeanMetric(nan_strategy="disable"))
         self.flip_tta = False  # predict_step: average each image's and its mirror's predictions
         self.epoch_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # see _shared_step
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        out = self.net(x)
+        return out if self.task.name == "classification" else out.squeeze(1)
 
-    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images (N, C, H, W) to the normalised float input the net was trained on."""
-        mean = torch.tensor(self.hparams.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.hparams.std, device=images.device).view(1, -1, 1, 1)
-        return (images.float() / 255.0 - mean) / std
+    def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw rows to the net's input: uint8 images (N, C, H, W) or table rows (N, F) normalised
+        with the training split's statistics; text token ids pass as they are."""
+        inputs = self.hparams.inputs
+        if inputs["kind"] == "text":
+            return raw
+        mean = torch.tensor(inputs["mean"], device=raw.device)
+        std = torch.tensor(inputs["std"], device=raw.device)
+        if inputs["kind"] == "image":
+            return (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        return (raw.float() - mean) / std
+
+    def losses(self, outputs: torch.Tensor, y: torch.Tensor, split: str) -> torch.Tensor:
+        """One loss per example: cross-entropy (label smoothing in training only, so val/test
+        losses compare across recipes) or squared error."""
+        if self.task.name == "regression":
+            return F.mse_loss(outputs, y, reduction="none")
+        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
+        return F.cross_entropy(outputs, y, label_smoothing=smoothing, reduction="none")
 
     def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], split: str) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        # Label smoothing shapes training only; val/test losses stay comparable across recipes.
-        smoothing = self.hparams.label_smoothing if split == "train" else 0.0
-        losses = F.cross_entropy(logits, y, label_smoothing=smoothing, reduction="none")  # one per image
+        outputs = self(x)
+        losses = self.losses(outputs, y, split)
         loss = losses.mean()
-        acc, mean_loss = getattr(self, f"{split}_acc"), getattr(self, f"{split}_loss")
-        # The loss metric takes one value per image, unweighted: MeanMetric ignores `weight` under
+        score, mean_loss = getattr(self, f"{split}_score"), getattr(self, f"{split}_loss")
+        # The loss metric takes one value per example, unweighted: MeanMetric ignores `weight` under
         # nan_strategy="disable" (torchmetrics 1.9, issue #3434), so weighted batch means would
         # average to a mean of batch means.
         if split == "train":
             # A training step keeps only its predictions and losses, on the device; the metrics take
             # the epoch's in one update at its last batch. An update per step cost ~0.2 ms of host
             # time (a dozen small ops), a tenth of a small net's step on a CPU.
-            self.epoch_outputs.append((logits.detach().argmax(1), y, losses.detach()))
+            kept = outputs.detach().argmax(1) if self.task.name == "classification" else outputs.detach()
+            self.epoch_outputs.append((kept, y, losses.detach()))
             if not self.trainer.is_last_batch:  # the loader's end, or a smoke run's batch limit
                 return loss
             preds, targets, epoch_losses = (torch.cat(t) for t in zip(*self.epoch_outputs, strict=True))
             self.epoch_outputs = []
-            acc.update(preds, targets)
+            score.update(preds, targets)
             mean_loss.update(epoch_losses.float())
         else:
             # update(), not metric(...): nothing is computed per step.
-            acc.update(logits.detach(), y)
+            score.update(outputs.detach(), y)
             mean_loss.update(losses.detach().float())
         # Lightning computes the logged metric objects once per epoch; under data-parallel training
-        # they sum their counts over processes, so the epoch's values count every image once.
+        # they sum their counts over processes, so the epoch's values count every example once.
         # Validation and test hand them over every batch (they take few large batches).
         self.log(f"{split}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=split == "val")
-        self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, prog_bar=split == "val")
+        self.log(f"{split}/{self.task.score}", score, on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -102,13 +125,13 @@ class ImageClassifier(pl.LightningModule):
         self._shared_step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
-        logits = self(batch[0])
+        outputs = self(batch[0])
         if not self.flip_tta:
-            return logits
+            return outputs
         # Mean class probabilities of the image and its mirror, as log-probabilities: logits
         # whose softmax is that mean, so loss and accuracy read them like any others. In log
         # space, so a class both views rule out stays finite.
-        views = torch.stack([logits.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
+        views = torch.stack([outputs.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
         return torch.logsumexp(views, 0) - math.log(2)
 
     def on_train_epoch_start(self) -> None:
@@ -171,22 +194,20 @@ def _unreadable(path: str | Path, error: Exception) -> BadInput:
     return BadInput(f"{path}: not a readable checkpoint ({detail}): truncated or not a checkpoint; train again")
 
 
-def load_classifier(path: str | Path) -> ImageClassifier:
+def load_model(path: str | Path) -> Model:
     """Load a checkpoint without unpickling arbitrary objects (weights_only=True), refusing in one
-    line one that is not this pipeline's classifier."""
+    line one that is not this pipeline's model."""
     ckpt = load_checkpoint(path)
     hparams = ckpt.get("hyper_parameters")
     net = hparams.get("net") if isinstance(hparams, dict) else None
     if not isinstance(net, dict) or net.get("name") not in NETS:
         name = net.get("name") if isinstance(net, dict) else None
         raise BadInput(
-            f"{path}: not a classifier checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
+            f"{path}: not a model checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
             "train it with this version or pass another --model"
         )
-    hparams = dict(hparams)
-    hparams.pop("augment", None)  # written before augmentation moved to the DataModule; not the model's
     try:
-        module = ImageClassifier(**hparams)
+        module = Model(**hparams)
         module.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # other settings or weights than the net's
         detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]

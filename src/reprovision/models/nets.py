@@ -1,10 +1,12 @@
-"""Plain nn.Modules, built from a name and plain keyword arguments; no Lightning here."""
+"""Plain nn.Modules, built from a name, the data they read and plain keyword arguments; no Lightning here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from torch import nn
+
+from reprovision.models.text import MultiHot, TextCNN
 
 
 def _pooled(size: tuple[int, int], times: int) -> tuple[int, int]:
@@ -75,24 +77,19 @@ class SmallCNN(ConvThenDense):
 
 
 class MLP(nn.Module):
-    """Dense ReLU layers of the given widths on flattened pixels."""
+    """Dense ReLU layers of the given widths on `in_features` inputs: flattened pixels, a table's
+    normalised row, or a text's multi-hot vector (`first` turns the input into those)."""
 
     def __init__(
-        self,
-        in_channels: int,
-        image_size: tuple[int, int],
-        num_classes: int,
-        *,
-        hidden: list[int],
-        dropout: float,
+        self, in_features: int, outputs: int, *, hidden: list[int], dropout: float, first: nn.Module | None = None
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_channels * image_size[0] * image_size[1]
+        layers: list[nn.Module] = [first or nn.Flatten()]
+        width = in_features
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
             width = h
-        layers.append(nn.Linear(width, num_classes))
+        layers.append(nn.Linear(width, outputs))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -221,9 +218,9 @@ class FastCNN(nn.Module):
         return self.head(x) * self.scale
 
 
-NETS: dict[str, Callable[..., nn.Module]] = {
+# Nets over images (N, C, H, W), built as NET(in_channels, (H, W), outputs, **settings).
+IMAGE_NETS: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
-    "mlp": MLP,
     "tf_cnn": TFCNN,
     "keras_cnn": KerasCNN,
     "net": TanhCNN,
@@ -233,6 +230,9 @@ NETS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "fast_cnn": FastCNN,
 }
+NETS = (*IMAGE_NETS, "mlp", "text_cnn")
+# What each net reads; config/choices.py spells the same table for its one-line errors.
+NET_INPUTS = {**{name: ("image",) for name in IMAGE_NETS}, "mlp": ("image", "table", "text"), "text_cnn": ("text",)}
 
 
 def init_weights(net: nn.Module, scheme: str) -> None:
@@ -241,7 +241,7 @@ def init_weights(net: nn.Module, scheme: str) -> None:
     if scheme == "default":
         return
     for m in net.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
             if scheme == "he":
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             else:
@@ -250,7 +250,18 @@ def init_weights(net: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build_net(name: str, image_shape: list[int], num_classes: int, **kwargs) -> nn.Module:
-    """The one place a config name becomes a network. `image_shape` is (C, H, W)."""
-    c, h, w = image_shape
-    return NETS[name](c, (h, w), num_classes, **kwargs)
+def build_net(name: str, inputs: dict, outputs: int, **kwargs) -> nn.Module:
+    """The one place a config name becomes a network for the normalise stage's `inputs`: an
+    image's (C, H, W) `shape`, a table's `features`, a text's `vocabulary`."""
+    kind = inputs["kind"]
+    if kind not in NET_INPUTS.get(name, ()):
+        raise ValueError(f"model {name!r} does not read {kind} data")
+    if name == "text_cnn":
+        return TextCNN(len(inputs["vocabulary"]), outputs, **kwargs)
+    if kind == "image":
+        c, h, w = inputs["shape"]
+        return MLP(c * h * w, outputs, **kwargs) if name == "mlp" else IMAGE_NETS[name](c, (h, w), outputs, **kwargs)
+    if kind == "table":
+        return MLP(len(inputs["features"]), outputs, **kwargs)
+    num_words = len(inputs["vocabulary"])
+    return MLP(num_words, outputs, first=MultiHot(num_words), **kwargs)

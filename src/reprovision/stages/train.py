@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> None:
     )
     summary = train_and_cross_validate(cfg, paths, started=args.started)
     if summary is not None:
+        score = cfg.data.task_spec.monitor
         print(
-            f"train: best val/acc {summary['val/acc']:.4f} at epoch {summary['best_epoch']} "
+            f"train: best {score} {summary[score]:.4f} at epoch {summary['best_epoch']} "
             f"of {summary['epochs']} -> {args.out}"
         )

@@ -4,9 +4,11 @@ the registry (models.py). The names callers use are re-exported here."""
 from reprovision.tracking.models import (
     CHAMPION,
     best_version,
-    log_classifier,
+    log_model,
+    model_signature,
     promote_champion,
-    register_classifier,
+    register_model,
+    score_tag,
 )
 from reprovision.tracking.run import (
     MAX_BATCH_METRICS,
@@ -31,12 +33,14 @@ __all__ = [
     "best_version",
     "check_reachable",
     "fluent_api",
-    "log_classifier",
+    "log_model",
+    "model_signature",
     "promote_champion",
     "recorded_run",
-    "register_classifier",
+    "register_model",
     "run_params",
     "run_tags",
+    "score_tag",
     "store_lock",
     "tracking_uri",
 ]

@@ -84,16 +84,24 @@ def run_params(cfg: Config) -> dict[str, object]:
 
 
 def dataset_params(summary: dict) -> dict[str, object]:
-    """The dataset's facts (name, classes, raw size, split sizes); counts per class go in the
-    summary artifact."""
-    return {
+    """The dataset's facts (name, task, classes or target, raw size, split sizes); counts per class
+    go in the summary artifact."""
+    params = {
         "dataset.name": summary["dataset"],
-        "dataset.classes": ",".join(summary["classes"]),
-        "dataset.num_classes": len(summary["classes"]),
-        "dataset.image_shape": "x".join(map(str, summary["image_shape"])),
+        "dataset.task": summary["task"],
+        "dataset.kind": summary["kind"],
         "dataset.raw_bytes": summary["raw_bytes"],
         **{f"dataset.size.{split}": n for split, n in summary["sizes"].items()},
     }
+    if summary["classes"]:
+        params.update({"dataset.classes": ",".join(summary["classes"]), "dataset.num_classes": len(summary["classes"])})
+    if summary["target"]:
+        params["dataset.target"] = summary["target"]
+    if "image_shape" in summary:
+        params["dataset.image_shape"] = "x".join(map(str, summary["image_shape"]))
+    if "features" in summary:
+        params["dataset.features"] = ",".join(summary["features"])
+    return params
 
 
 class PipelineRun:

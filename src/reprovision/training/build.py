@@ -15,7 +15,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from reprovision.config import Config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import ConfigError
-from reprovision.models.classifier import ImageClassifier
+from reprovision.models.module import Model
 from reprovision.training.callbacks import (
     EpochLines,
     EpochRecorder,
@@ -54,16 +54,18 @@ def build_datamodule(cfg: Config, data_dir: Path) -> NormalisedDataModule:
     )
 
 
-def build_module(cfg: Config, stats: dict) -> ImageClassifier:
-    """The configured net in a classifier that carries the training split's statistics."""
-    module = ImageClassifier(
+def build_module(cfg: Config, stats: dict) -> Model:
+    """The configured net for the data's task, carrying what normalise fitted on the training split."""
+    if stats["task"] != cfg.data.task:
+        raise ConfigError(f"the normalised data is for {stats['task']}, the config for {cfg.data.task}; run dvc repro")
+    module = Model(
         net=dataclasses.asdict(cfg.model),
         optim=dataclasses.asdict(cfg.optim),
+        task=stats["task"],
         classes=stats["classes"],
-        image_shape=stats["image_shape"],
-        mean=stats["mean"],
-        std=stats["std"],
+        inputs=stats["inputs"],
         label_smoothing=cfg.trainer.label_smoothing,
+        target=stats["target"],
     )
     speed_up(module.net, cfg.trainer.channels_last, cfg.trainer.compile)
     return module
@@ -100,17 +102,18 @@ class Callbacks:
 def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch) -> Callbacks:
     # Both checkpoints save at the training epoch's end, after EpochRecorder has the epoch's row;
     # the epoch rows reach MLflow right after each `last.ckpt` write.
-    recorder = EpochRecorder()
-    best = best_checkpoint(checkpoint_dir)
+    task = cfg.data.task_spec
+    recorder = EpochRecorder(task.curve_columns)
+    best = best_checkpoint(checkpoint_dir, task)
     last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
     callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
     if cfg.trainer.progress_bar:
         callbacks.append(ProgressBar() if live_progress() else EpochLines())
     early = None
     if cfg.trainer.early_stopping:
-        # check_finite: a NaN val/acc stops training too; below that is a failure, not a success.
+        # check_finite: a NaN val/acc (val/mae) stops training too; below that is a failure, not a success.
         early = ResumableEarlyStopping(
-            monitor="val/acc", mode="max", patience=cfg.trainer.early_stopping, check_finite=True
+            monitor=task.monitor, mode=task.mode, patience=cfg.trainer.early_stopping, check_finite=True
         )
         callbacks.append(early)
     io = AtomicCheckpointIO(held=("best.ckpt",))

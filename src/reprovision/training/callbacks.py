@@ -16,9 +16,6 @@ from torch.distributed import ReduceOp
 from reprovision import tracking
 from reprovision.errors import StageFailed
 
-# The per-epoch metrics the LightningModule logs, in the order of metrics/curves.csv.
-CURVE_COLUMNS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "train/lr")
-
 
 class EpochRecorder(Callback):
     """Epoch metrics: saved in every checkpoint, logged to MLflow once `last.ckpt` holds them.
@@ -28,7 +25,8 @@ class EpochRecorder(Callback):
     not have yet.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns  # the task's curve columns (metrics/curves.csv), "epoch" first
         self.run: tracking.PipelineRun | None = None  # None on every process but the first
         self.logged = 0  # epochs already in MLflow
         self.rows: list[dict[str, float]] = []
@@ -40,7 +38,7 @@ class EpochRecorder(Callback):
         # Runs before ModelCheckpoint (a monitoring callback) saves this epoch.
         metrics = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch + 1}
-        row.update({k: float(metrics[k]) for k in CURVE_COLUMNS[1:] if k in metrics})
+        row.update({k: float(metrics[k]) for k in self.columns[1:] if k in metrics})
         self.rows.append(row)
 
     def flush(self) -> None:
@@ -137,7 +135,7 @@ class EpochLines(Callback):
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        shown = "  ".join(f"{k} {float(metrics[k]):.4f}" for k in CURVE_COLUMNS[1:-1] if k in metrics)
+        shown = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(metrics.items()) if k.startswith(("train/", "val/")))
         print(f"train: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  {shown}", flush=True)
 
 

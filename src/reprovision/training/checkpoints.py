@@ -21,6 +21,7 @@ from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from reprovision.files import atomic_file
+from reprovision.tasks import Task
 
 CHECKPOINTS = ("best.ckpt", "last.ckpt")
 
@@ -57,14 +58,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def best_checkpoint(checkpoint_dir: Path) -> ModelCheckpoint:
-    """`best.ckpt`: the epoch with the highest val/acc (the first of equals), saved at the end of
-    the training epoch, after EpochRecorder has the epoch's row."""
+def best_checkpoint(checkpoint_dir: Path, task: Task) -> ModelCheckpoint:
+    """`best.ckpt`: the epoch with the best monitored metric (the highest val/acc, the lowest
+    val/mae; the first of equals), saved at the end of the training epoch, after EpochRecorder
+    has the epoch's row."""
     return ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
-        monitor="val/acc",
-        mode="max",
+        monitor=task.monitor,
+        mode=task.mode,
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )

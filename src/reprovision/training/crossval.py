@@ -1,7 +1,9 @@
-"""k-fold cross-validation of the training data: one model per fold, val/acc as mean ± std.
+"""k-fold cross-validation of the training data: one model per fold, the monitored validation
+metric (val/acc, val/mae) as mean ± std.
 
-The training and validation splits are pooled and cut into k stratified folds; for each fold
-the channel statistics come from its training part only, and the test split is never read.
+The training and validation splits are pooled and cut into k folds (stratified by class for
+classification); for each fold the normalisation is fitted on its training part only, and the
+test split is never read.
 The train stage hands `cross_validate` to the fit as its `after_fit`: the folds run once the
 main model is trained, as MLflow child runs of its run.
 """
@@ -14,58 +16,85 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from reprovision.config import Config
-from reprovision.data.normalise import channel_stats, normalise_images
-from reprovision.files import load_arrays, read_json, save_arrays, write_json
+from reprovision.data import normalise
+from reprovision.files import load_arrays, read_csv, read_json, save_arrays, write_json
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
 
 
-def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(train, val) index arrays per fold: stratified, seeded, every sample validated once."""
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+def fold_indices(labels: np.ndarray, k: int, seed: int, stratify: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, val) index arrays per fold: seeded, stratified by class unless `stratify` is False
+    (regression), every sample validated once."""
+    folds = (
+        StratifiedKFold(k, shuffle=True, random_state=seed) if stratify else KFold(k, shuffle=True, random_state=seed)
+    )
     return [(np.sort(tr), np.sort(va)) for tr, va in folds.split(np.zeros(len(labels)), labels)]
 
 
-def write_fold(where: Path, x: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, summary: dict) -> None:
-    """A fold's normalised train/val splits (statistics from its training part) and summary."""
+def write_fold(where: Path, x: np.ndarray, y: np.ndarray, fold: tuple, summary: dict, cfg: Config, split_dir: Path):
+    """A fold's normalised train/val splits (fitted on its training part) and summary."""
+    tr, va = fold
     data = where / "normalised"
     data.mkdir(parents=True)
-    mean, std = channel_stats(x[tr])
-    save_arrays(data / "train.npz", x=normalise_images(x[tr], mean, std), y=y[tr])
-    save_arrays(data / "val.npz", x=normalise_images(x[va], mean, std), y=y[va])
-    write_json(
-        data / "stats.json",
-        {"mean": mean, "std": std, "classes": summary["classes"], "image_shape": summary["image_shape"]},
+    inputs, apply = normalise.fit(
+        summary.get("kind", "image"), x[tr], split_dir, cfg.data.num_words, cfg.data.max_length
     )
+    save_arrays(data / "train.npz", x=apply(x[tr]), y=y[tr])
+    save_arrays(data / "val.npz", x=apply(x[va]), y=y[va])
+    stats = {"task": summary["task"], "classes": summary["classes"], "target": summary["target"], "inputs": inputs}
+    write_json(data / "stats.json", stats)
     write_json(where / "summary.json", {**summary, "sizes": {"train": len(tr), "val": len(va), "test": 0}})
 
 
 def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[str, float]:
-    """Train one model per fold of the pooled train+val splits; their val/acc mean and spread."""
-    k = cfg.split.folds
+    """Train one model per fold of the pooled train+val splits; their monitored metric's mean and spread."""
+    k, task = cfg.split.folds, cfg.data.task_spec
     split_dir = paths.summary.parent
     parts = [load_arrays(split_dir / f"{s}.npz") for s in ("train", "val")]
     x = np.concatenate([p["x"] for p in parts])
     y = np.concatenate([p["y"] for p in parts])
     summary = read_json(paths.summary)
     fold_cfg = dataclasses.replace(cfg, split=dataclasses.replace(cfg.split, folds=None))
-    scores = []
+    scores, curves = [], []
     with tempfile.TemporaryDirectory(prefix="folds-") as tmp:
-        for i, (tr, va) in enumerate(fold_indices(y, k, cfg.seed), start=1):
+        for i, fold in enumerate(fold_indices(y, k, cfg.seed, task.name == "classification"), start=1):
             where = Path(tmp) / f"fold-{i}"
-            write_fold(where, x, y, tr, va, summary)
-            fold = TrainPaths.scratch(where, paths.params, where / "normalised", where / "summary.json")
-            result = train(fold_cfg, fold, run_name=f"fold {i}/{k}", parent_run_id=parent_run_id)
-            scores.append(result["val/acc"])
-            print(f"train: fold {i}/{k}: val/acc {result['val/acc']:.4f}")
+            write_fold(where, x, y, fold, summary, cfg, split_dir)
+            fold_paths = TrainPaths.scratch(where, paths.params, where / "normalised", where / "summary.json")
+            result = train(fold_cfg, fold_paths, run_name=f"fold {i}/{k}", parent_run_id=parent_run_id)
+            scores.append(result[task.monitor])
+            curves.append([float(r[task.monitor]) for r in read_csv(fold_paths.curves)])
+            print(f"train: fold {i}/{k}: {task.monitor} {result[task.monitor]:.4f}")
+    per_epoch = fold_mean_curve(curves, task.monitor)
+    smoothed = [row[f"cv/{task.monitor}_smoothed"] for row in per_epoch.values()]
+    best = smoothed.index(max(smoothed) if task.higher_is_better else min(smoothed)) + 1
+    print(f"train: {k} folds: {task.monitor} {statistics.fmean(scores):.4f}; best epoch by the smoothed mean {best}")
     return {
-        "cv/val/acc_mean": statistics.fmean(scores),
-        "cv/val/acc_std": statistics.stdev(scores),
+        f"cv/{task.monitor}_mean": statistics.fmean(scores),
+        f"cv/{task.monitor}_std": statistics.stdev(scores),
         "cv/folds": float(k),
+        "cv/best_epoch": float(best),
+        "per_epoch": per_epoch,
     }
+
+
+SMOOTHING = 0.9  # the classic recipe's exponential moving average of the fold-mean curve
+
+
+def fold_mean_curve(curves: list[list[float]], monitor: str) -> dict[int, dict[str, float]]:
+    """Per epoch (those every fold ran), the folds' mean `monitor` and its exponential moving
+    average (factor SMOOTHING): the curve that chooses the epoch count when one validation split
+    is too noisy. Keyed by epoch, 1-based, for metrics/curves.csv and MLflow."""
+    out: dict[int, dict[str, float]] = {}
+    smoothed = None
+    for epoch in range(1, min(map(len, curves)) + 1):
+        mean = statistics.fmean(c[epoch - 1] for c in curves)
+        smoothed = mean if smoothed is None else SMOOTHING * smoothed + (1 - SMOOTHING) * mean
+        out[epoch] = {f"cv/{monitor}_mean": mean, f"cv/{monitor}_smoothed": smoothed}
+    return out
 
 
 def train_and_cross_validate(cfg: Config, paths: TrainPaths, **kwargs) -> dict | None:

@@ -28,7 +28,9 @@ from reprovision.training.callbacks import checkpoint_note
 from reprovision.training.paths import TrainPaths
 from reprovision.training.timing import Stopwatch
 
-AfterFit = Callable[[str], dict[str, float]]  # the MLflow run id -> metrics added to the summary
+# The MLflow run id -> metrics added to the summary, and under "per_epoch" {epoch: {name: value}}
+# columns added to the curves (and logged per epoch).
+AfterFit = Callable[[str], dict]
 
 
 class Interrupted(StageFailed):
@@ -100,7 +102,7 @@ def tracked(run: tracking.PipelineRun | None) -> Iterator[None]:
 
 def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule, checkpoint: Path | None, callbacks: Callbacks):
     """Lightning's fit, from `checkpoint` if resuming. Raises Interrupted when a signal stopped
-    it, StageFailed when early stopping ended it on a val/acc that is not finite."""
+    it, StageFailed when early stopping ended it on a monitored metric that is not finite."""
     try:
         with warnings.catch_warnings():
             # In-memory tensors: DataLoader worker processes would only add start-up time.
@@ -116,8 +118,9 @@ def fit(trainer: pl.Trainer, module: pl.LightningModule, datamodule, checkpoint:
         early = callbacks.early
         stopped_early = early is not None and early.stopped_epoch > 0
         interrupted = trainer.interrupted or (trainer.current_epoch < trainer.max_epochs and not stopped_early)
-    if callbacks.early is not None and not math.isfinite(float(trainer.callback_metrics.get("val/acc", 0.0))):
-        raise StageFailed(f"val/acc is not finite: early stopping ended training; {checkpoint_note(trainer)}")
+    monitor = callbacks.best.monitor
+    if callbacks.early is not None and not math.isfinite(float(trainer.callback_metrics.get(monitor, 0.0))):
+        raise StageFailed(f"{monitor} is not finite: early stopping ended training; {checkpoint_note(trainer)}")
     if interrupted:
         raise Interrupted(
             f"training stopped by a signal in epoch {trainer.current_epoch + 1} of {trainer.max_epochs}; "
@@ -137,12 +140,16 @@ def conclude(
     """The first process's work after a complete fit: summary, outputs, MLflow."""
     callbacks.checkpoint_io.write_held()  # written with the final last.ckpt, unless training ended otherwise
     rows = callbacks.recorder.rows
-    summary = publish.summarise(rows)
+    summary = publish.summarise(rows, cfg.data.task_spec)
     if after_fit is not None:
-        summary.update(after_fit(run.run_id))
+        added = after_fit(run.run_id)
+        per_epoch = added.pop("per_epoch", {})
+        rows = [{**r, **per_epoch.get(int(r["epoch"]), {})} for r in rows]
+        run.log_steps(per_epoch)
+        summary.update(added)
     publish.write_outputs(paths, Path(callbacks.best.best_model_path), run, summary, rows)
     publish.log_results(run, paths, summary)
     if parent_run_id is None:  # sweep trials and folds are compared in MLflow, not served
-        publish.log_model(cfg, run, paths, classes, summary["val/acc"])
+        publish.log_model(cfg, run, paths, summary)
     publish.log_timing(run, callbacks.stopwatch.report(), paths.timing)
     return summary

@@ -3,23 +3,29 @@ checkpoints, the servable model, the registry)."""
 
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from reprovision import tracking
 from reprovision.config import Config
-from reprovision.files import atomic_dir, load_arrays, write_csv, write_json
-from reprovision.training.callbacks import CURVE_COLUMNS
+from reprovision.data.raw import START
+from reprovision.files import atomic_dir, load_arrays, read_json, write_csv, write_json
+from reprovision.tasks import Task
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
-    """The best epoch's metrics: the first epoch with the highest val/acc, as `best.ckpt` holds."""
-    best = max(rows, key=lambda r: r["val/acc"])
-    summary = {k: best[k] for k in ("val/acc", "val/loss", "train/acc", "train/loss")}
+
+def summarise(rows: list[dict[str, float]], task: Task) -> dict[str, float]:
+    """The best epoch's metrics: the first epoch with the best monitored metric, as `best.ckpt` holds."""
+    best = task.best(rows)
+    summary = {k: best[k] for k in task.curve_columns[1:-1]}
     summary.update({"best_epoch": best["epoch"], "epochs": len(rows)})
     return summary
 
@@ -33,7 +39,7 @@ def write_outputs(
         write_model(best_model, tmp / "model.ckpt")
     write_json(paths.checkpoints / tracking.RUN_FILE, run.info)
     write_json(paths.metrics, summary)
-    write_csv(paths.curves, rows, CURVE_COLUMNS)
+    write_csv(paths.curves, rows, list(dict.fromkeys(k for r in rows for k in r)))  # every column, in order
 
 
 MODEL_KEYS = ("state_dict", "hyper_parameters", "epoch", "global_step", "pytorch-lightning_version")
@@ -57,13 +63,17 @@ def log_results(run: tracking.PipelineRun, paths: TrainPaths, summary: dict) -> 
         run.log_artifact(paths.checkpoints / name, "checkpoints")
 
 
-def log_model(cfg: Config, run: tracking.PipelineRun, paths: TrainPaths, classes: list[str], val_acc: float) -> None:
+def log_model(cfg: Config, run: tracking.PipelineRun, paths: TrainPaths, summary: dict) -> None:
     """The best checkpoint as an MLflow model (`runs:/<id>/model`), registered if configured."""
-    example = example_png(paths.summary.parent / "val.npz")
-    model_uri = tracking.log_classifier(run, paths.out / "model.ckpt", classes, example)
+    stats = read_json(paths.data / "stats.json")
+    inputs, outputs = tracking.model_signature(stats)
+    example = example_input(paths.summary.parent, stats)
+    model_uri = tracking.log_model(run, paths.out / "model.ckpt", inputs, outputs, example)
     print(f"train: MLflow model runs:/{run.run_id}/model (serve: mlflow models serve -m ...)")
     if cfg.tracking.registered_model and not cfg.trainer.limit_batches:  # a smoke run is never a champion
-        print("train: " + tracking.register_classifier(run, model_uri, cfg.tracking.registered_model, val_acc))
+        task = cfg.data.task_spec
+        name = cfg.tracking.registered_model
+        print("train: " + tracking.register_model(run, model_uri, name, task, summary[task.monitor]))
 
 
 def log_timing(run: tracking.PipelineRun, timing: dict[str, float], path: Path | None) -> None:
@@ -76,11 +86,20 @@ def log_timing(run: tracking.PipelineRun, timing: dict[str, float], path: Path |
     )
 
 
-def example_png(split_file: Path) -> bytes:
-    """The first image of a split as a PNG file: the MLflow model's input example."""
+def example_input(split_dir: Path, stats: dict) -> pd.DataFrame:
+    """The first validation row as the served model takes it: an image file (PNG, base64), a
+    table row's raw feature values, or a document's text."""
+    import pandas as pd
+
+    first = load_arrays(split_dir / "val.npz")["x"][0]
+    kind = stats["inputs"]["kind"]
+    if kind == "table":
+        return pd.DataFrame([dict(zip(stats["inputs"]["features"], map(float, first), strict=True))])
+    if kind == "text":
+        words = read_json(split_dir / "words.json")
+        return pd.DataFrame({"text": [" ".join(words[i] for i in first if i > START)]})
     from PIL import Image
 
-    image = load_arrays(split_file)["x"][0]
     buf = io.BytesIO()
-    Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buf, format="PNG")
-    return buf.getvalue()
+    Image.fromarray(first[0] if first.shape[0] == 1 else first.transpose(1, 2, 0)).save(buf, format="PNG")
+    return pd.DataFrame({"image": [base64.b64encode(buf.getvalue()).decode()]})

@@ -19,7 +19,7 @@ from reprovision import tracking
 from reprovision.config import Config
 from reprovision.errors import BadInput
 from reprovision.files import read_json, sha256_file, write_json
-from reprovision.models.classifier import load_checkpoint
+from reprovision.models.module import load_checkpoint
 from reprovision.tracking.datasets import log_split_inputs
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths
@@ -93,7 +93,7 @@ def resume_or_start(
         run = tracking.PipelineRun(state["run"], tracking.tracking_uri(cfg))  # its credentials, if any
         tracking.check_reachable(run.uri)
         run.set_status("RUNNING")
-        logged = run.last_step("val/acc")
+        logged = run.last_step(cfg.data.task_spec.monitor)
         print(f"train: resuming from {last} (MLflow run {run.run_id}, {logged} epoch(s) logged)")
         return Start(last, run, logged)
     for stale in (*CHECKPOINTS, RESUME_FILE):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from reprovision import tracking
 from reprovision.config import SearchConfig
 from reprovision.errors import BadInput
+from reprovision.tasks import Task
 from reprovision.urls import masked
 
 PARENT = "mlflow_parent"  # the study's user attribute holding the MLflow parent run
@@ -17,7 +18,7 @@ JOIN_S = 60  # how long a joining worker waits for the first worker to open the 
 HEARTBEAT_S = 30  # a trial whose worker died is failed after missing heartbeats, and retried once
 
 
-def open_study(search: SearchConfig, start_parent: Callable[[], tracking.PipelineRun], tracking_uri: str):
+def open_study(search: SearchConfig, start_parent: Callable[[], tracking.PipelineRun], tracking_uri: str, task: Task):
     """The shared study and its MLflow parent run: created by the first worker, joined by the rest
     (`tracking_uri`, this worker's store, supplies the credentials the recorded run leaves out)."""
     import optuna
@@ -36,7 +37,7 @@ def open_study(search: SearchConfig, start_parent: Callable[[], tracking.Pipelin
     # Unseeded: workers sharing a seed would draw the same first trials.
     sampler = optuna.samplers.TPESampler()
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler)
+        study = optuna.create_study(storage=storage, study_name=name, direction=task.mode + "imize", sampler=sampler)
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         return study, tracking.PipelineRun(_parent_of(study), tracking_uri)

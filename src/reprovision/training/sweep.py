@@ -28,6 +28,7 @@ from reprovision import tracking
 from reprovision.config import Config, RangeConfig, SearchConfig, validate
 from reprovision.errors import BadInput, StageFailed
 from reprovision.files import atomic_file, write_json
+from reprovision.tasks import Task
 from reprovision.training import study as study_mod
 from reprovision.training.crossval import train_and_cross_validate
 from reprovision.training.paths import TrainPaths
@@ -85,7 +86,8 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
     file under `conf_dir/experiment/`. Each trial is an MLflow child run of one parent run."""
     base = OmegaConf.load(params_path)
     cfg: Config = validate(base)
-    search = cfg.search
+    search, task = cfg.search, cfg.data.task_spec
+    score = task.monitor  # val/acc (higher is better) or val/mae (lower)
 
     def start_parent() -> tracking.PipelineRun:
         parent = tracking.PipelineRun.start(cfg, params_path, data_dir, summary_path, name=f"sweep {search.name}")
@@ -93,7 +95,7 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
         return parent
 
     if search.storage:  # workers share one study and one MLflow parent run
-        study, parent = study_mod.open_study(search, start_parent, tracking.tracking_uri(cfg))
+        study, parent = study_mod.open_study(search, start_parent, tracking.tracking_uri(cfg), task)
     else:
         study, parent = None, start_parent()
     trials: list[dict[str, Any]] = []
@@ -108,23 +110,29 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
         summary = train_and_cross_validate(
             validate(trial), paths, run_name=f"trial {number}", parent_run_id=parent.run_id
         )
-        trials.append({"trial": number, **values, "val/acc": summary["val/acc"], "config": trial})
+        trials.append({"trial": number, **values, score: summary[score], "config": trial})
         print(
-            f"sweep: trial {number}/{search.trials}: val/acc {summary['val/acc']:.4f} "
+            f"sweep: trial {number}/{search.trials}: {score} {summary[score]:.4f} "
             + " ".join(f"{k}={v:.3g}" for k, v in values.items())
         )
-        return summary["val/acc"]
+        return summary[score]
 
     if study is not None:
-        return search_shared(search, study, parent, base, run_trial, conf_dir, work)
+        return search_shared(search, task, study, parent, base, run_trial, conf_dir, work)
     if search.sampler == "random":
-        search_random(search, cfg.seed, run_trial, trials)
+        search_random(search, task, cfg.seed, run_trial, trials)
     else:
-        search_tpe(search, cfg.seed, run_trial)
-    return record_best(search, trials, parent, conf_dir, work)
+        search_tpe(search, task, cfg.seed, run_trial)
+    return record_best(search, task, trials, parent, conf_dir, work)
 
 
-def search_random(search: SearchConfig, seed: int, run_trial, trials: list[dict[str, Any]]) -> None:
+def ranked(trials: list[dict[str, Any]], task: Task) -> list[dict[str, Any]]:
+    """Trials best first by the monitored metric; among equals the earliest first."""
+    sign = -1.0 if task.higher_is_better else 1.0
+    return sorted(trials, key=lambda t: sign * t[task.monitor])
+
+
+def search_random(search: SearchConfig, task: Task, seed: int, run_trial, trials: list[dict[str, Any]]) -> None:
     """Coarse to fine: each round samples inside the current ranges, then narrows them."""
     rng = random.Random(seed)
     bounds = {r.key: r for r in search.space}
@@ -133,16 +141,17 @@ def search_random(search: SearchConfig, seed: int, run_trial, trials: list[dict[
     for n in per_round:
         for _ in range(n):
             run_trial(sample(rng, ranges))
-        best = sorted(trials, key=lambda t: -t["val/acc"])[: search.keep]
+        best = ranked(trials, task)[: search.keep]
         ranges = narrow(ranges, best, bounds)
 
 
-def search_tpe(search: SearchConfig, seed: int, run_trial) -> None:
-    """Optuna's TPE sampler over the same ranges, maximising val/acc, in this process."""
+def search_tpe(search: SearchConfig, task: Task, seed: int, run_trial) -> None:
+    """Optuna's TPE sampler over the same ranges, maximising val/acc (minimising val/mae), in this process."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    direction = "maximize" if task.higher_is_better else "minimize"
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(lambda t: run_trial(suggest(t, search)), n_trials=search.trials)
 
 
@@ -158,7 +167,7 @@ def suggest(t, search: SearchConfig) -> dict[str, float]:
     }
 
 
-def search_shared(search: SearchConfig, study, parent, base, run_trial, conf_dir: Path, work: Path) -> dict:
+def search_shared(search: SearchConfig, task: Task, study, parent, base, run_trial, conf_dir: Path, work: Path):
     """Draw trials from the shared study until it holds `search.trials` (counting the other
     workers' running ones), wait for those to end, then record the study's best: every worker
     writes the same experiment file."""
@@ -173,17 +182,23 @@ def search_shared(search: SearchConfig, study, parent, base, run_trial, conf_dir
     if not study_mod.wait_for_others(study, timeout_s=3600):
         raise StageFailed(f"study {study.study_name!r}: other workers' trials still run after an hour")
     trials = [
-        {"trial": t.number + 1, **t.params, "val/acc": t.value, "config": trial_config(base, t.params, search.epochs)}
+        {
+            "trial": t.number + 1,
+            **t.params,
+            task.monitor: t.value,
+            "config": trial_config(base, t.params, search.epochs),
+        }
         for t in study_mod.completed(study)
     ]
-    return record_best(search, trials, parent, conf_dir, work)
+    return record_best(search, task, trials, parent, conf_dir, work)
 
 
-def record_best(search: SearchConfig, trials: list[dict], parent, conf_dir: Path, work: Path) -> dict:
+def record_best(search: SearchConfig, task: Task, trials: list[dict], parent, conf_dir: Path, work: Path) -> dict:
     """The best trial's config as conf/experiment/<name>.yaml; the trial table to MLflow."""
-    best = max(trials, key=lambda t: t["val/acc"])  # the first of equals: the earliest trial
+    best = ranked(trials, task)[0]  # the first of equals: the earliest trial
+    score = task.monitor
     note = (
-        f"Best of sweep {search.name!r} ({search.sampler}, {len(trials)} trials): val/acc {best['val/acc']:.4f} "
+        f"Best of sweep {search.name!r} ({search.sampler}, {len(trials)} trials): {score} {best[score]:.4f} "
         f"in trial {best['trial']} (MLflow run {parent.run_id}). dvc exp run -S experiment={search.name}"
     )
     path = conf_dir / "experiment" / f"{search.name}.yaml"
@@ -193,6 +208,7 @@ def record_best(search: SearchConfig, trials: list[dict], parent, conf_dir: Path
     write_json(work / "trials.json", table)
     parent.log_artifact(work / "trials.json", "sweep")
     parent.log_artifact(path, "sweep")
-    parent.log_metrics({"best/val/acc": best["val/acc"]})
+    parent.log_metrics({f"best/{score}": best[score]})
     parent.set_status("FINISHED")
-    return {"best": {k: v for k, v in best.items() if k != "config"}, "trials": table, "experiment": str(path)}
+    best = {k: v for k, v in best.items() if k != "config"}
+    return {"best": best, "score": score, "trials": table, "experiment": str(path)}
