@@ -1,4 +1,4 @@
-"""Inspection maps: right shapes, and each one shows a property a user reads it for."""
+"""Inspection maps and attributions: right shapes, and each one shows a property a user reads it for."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from reprovision.models.nets import build_net
 CNN = {"channels": [16, 32], "hidden": 64, "dropout": 0.0}  # conf/model/cnn.yaml, no dropout
 
 
+def image(shape: list[int]) -> dict:
+    return {"kind": "image", "shape": shape}
+
+
 @pytest.fixture(scope="module")
 def digits_model():
     """A small CNN trained for a few seconds on scikit-learn's digits, and held-out images."""
@@ -22,7 +26,7 @@ def digits_model():
     x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
     x = (x - x[:1200].mean()) / x[:1200].std()
     y = torch.tensor(digits.target)
-    net = build_net("cnn", [1, 8, 8], 10, **CNN)
+    net = build_net("cnn", image([1, 8, 8]), 10, **CNN)
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(15):
         for i in torch.randperm(1200).split(64):
@@ -51,7 +55,7 @@ class LeftHalfOnly(nn.Module):
 
 def test_saliency_is_zero_where_the_model_cannot_see():
     torch.manual_seed(0)
-    model = LeftHalfOnly(build_net("cnn", [3, 8, 8], 4, **CNN)).eval()
+    model = LeftHalfOnly(build_net("cnn", image([3, 8, 8]), 4, **CNN)).eval()
     x = torch.randn(5, 3, 8, 8)
     maps = inspection.saliency(model, x, torch.tensor([0, 1, 2, 3, 0]))
     assert maps.shape == (5, 8, 8)
@@ -89,7 +93,7 @@ def test_grad_cam_has_the_image_size_and_lights_up_where_the_evidence_is():
         assert torch.all(cam[n][far] == 0)  # no evidence there, no heat
     assert (
         inspection.grad_cam(
-            build_net("mlp", [1, 8, 8], 10, hidden=[32], dropout=0.0), x[:, :, :8, :8], torch.zeros(3).long()
+            build_net("mlp", image([1, 8, 8]), 10, hidden=[32], dropout=0.0), x[:, :, :8, :8], torch.zeros(3).long()
         )
         is None
     )
@@ -126,11 +130,11 @@ def test_occluding_the_most_salient_square_lowers_the_true_class_probability(dig
 
 
 def test_first_conv_filters_and_none_for_dense_nets():
-    net = build_net("cnn", [3, 32, 32], 10, **CNN)
+    net = build_net("cnn", image([3, 32, 32]), 10, **CNN)
     filters = inspection.first_conv_filters(net)
     first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
     assert filters.shape == tuple(first.weight.shape)
-    assert inspection.first_conv_filters(build_net("mlp", [3, 32, 32], 10, hidden=[32], dropout=0.0)) is None
+    assert inspection.first_conv_filters(build_net("mlp", image([3, 32, 32]), 10, hidden=[32], dropout=0.0)) is None
 
 
 def test_examples_are_seeded_and_split_into_correct_and_wrong():
@@ -145,3 +149,81 @@ def test_examples_are_seeded_and_split_into_correct_and_wrong():
 def test_top_confused_pairs_are_off_diagonal_largest_first():
     matrix = np.array([[9, 3, 0], [1, 8, 5], [0, 3, 7]])
     assert inspection.top_confused_pairs(matrix, 2) == [(1, 2, 5), (0, 1, 3)]
+
+
+# Text and tables: integrated gradients.
+
+VOCABULARY = ["<pad>", "<start>", "<unk>", "<unused>", "good", "bad", "the", "plot"]
+
+
+def text_model(net: dict, classes: int = 2) -> nn.Module:
+    torch.manual_seed(0)
+    inputs = {"kind": "text", "vocabulary": VOCABULARY, "max_length": None}
+    return build_net(net.pop("name"), inputs, classes, **net).eval()
+
+
+def test_multi_hot_attributions_follow_the_weights_and_add_up_over_distinct_words():
+    net = text_model({"name": "mlp", "hidden": [4], "dropout": 0.0})
+    first, last = net.layers[1], net.layers[-1]
+    with torch.no_grad():
+        first.weight.zero_()
+        first.bias.fill_(1.0)  # the hidden unit stays on: the net is linear along the path
+        first.weight[0, VOCABULARY.index("good")] = 3.0
+        first.weight[0, VOCABULARY.index("bad")] = -0.5
+        last.weight.zero_()
+        last.weight[1, 0] = 1.0
+    ids = torch.tensor([[1, 4, 6, 4, 5, 0, 0], [1, 7, 6, 0, 0, 0, 0]])  # <start> good the good bad; <start> plot the
+    scores = inspection.word_attributions(net, ids, torch.tensor([1, 1]))
+    assert scores.shape == ids.shape
+    assert torch.allclose(scores[0], torch.tensor([0.0, 3.0, 0.0, 3.0, -0.5, 0.0, 0.0]), atol=1e-4)
+    assert torch.all(scores[1] == 0)  # words the class ignores
+    # Explaining the other class, whose score ignores every word: nothing.
+    assert torch.all(inspection.word_attributions(net, ids, torch.tensor([0, 0])).abs() < 1e-6)
+    # Over distinct words, a document's attributions add up to its score minus the blank document's.
+    with torch.no_grad():
+        gained = net(ids)[:, 1] - net(torch.zeros_like(ids))[:, 1]
+    distinct = torch.stack([scores[n][_first_occurrences(ids[n])].sum() for n in range(2)])
+    assert torch.allclose(distinct, gained, atol=1e-3)
+
+
+def _first_occurrences(row: torch.Tensor) -> list[int]:
+    seen: set[int] = set()
+    return [i for i, w in enumerate(row.tolist()) if not (w in seen or seen.add(w))]
+
+
+def test_embedding_attributions_add_up_and_skip_padding_and_words_without_a_vector():
+    net = text_model({"name": "text_cnn", "embedding": 6, "channels": 5, "kernel": 3, "dropout": 0.0}, classes=3)
+    with torch.no_grad():
+        net.embed.weight[VOCABULARY.index("the")] = 0.0  # a word the net cannot tell from padding
+    ids = torch.tensor([[1, 4, 6, 7, 5, 0], [1, 6, 5, 4, 0, 0]])
+    target = torch.tensor([2, 0])
+    scores = inspection.word_attributions(net, ids, target)
+    assert scores.shape == ids.shape
+    assert torch.all(scores[ids == 0] == 0) and torch.all(scores[ids == 6] == 0)
+    assert torch.all(scores.abs().sum(dim=1) > 0)  # (a word no filter's maximum picks gets 0 too)
+    # The path starts from every word's vector at zero, padding kept where it is.
+    blank = net.embed.register_forward_hook(lambda module, args, out: torch.zeros_like(out))
+    with torch.no_grad():
+        start = net(ids)[torch.arange(2), target]
+    blank.remove()
+    with torch.no_grad():
+        end = net(ids)[torch.arange(2), target]
+    assert torch.allclose(scores.sum(dim=1), end - start, atol=0.02 * float((end - start).abs().max()))
+
+
+def test_feature_attributions_of_a_linear_model_are_weight_times_value():
+    weights = torch.tensor([[2.0, -1.0, 0.0], [0.5, 0.0, 3.0]])
+    linear = nn.Linear(3, 2, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(weights)
+        linear.bias.fill_(7.0)
+    rows = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    target = torch.tensor([0, 1, 0, 1, 1])
+    scores = inspection.feature_attributions(linear, rows, target, chunk=2)  # chunks keep each row's target
+    assert torch.allclose(scores, rows * weights[target], atol=1e-5)
+
+    class Value(nn.Module):  # a regression: one value per row, no class to choose
+        def forward(self, x):
+            return linear(x)[:, 1]
+
+    assert torch.allclose(inspection.feature_attributions(Value(), rows, chunk=3), rows * weights[1], atol=1e-5)
