@@ -18,7 +18,7 @@ from PIL import Image
 
 from reprovision.cli import main
 from reprovision.config import compose, validate
-from reprovision.models.classifier import ImageClassifier
+from reprovision.models.module import Model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,8 @@ def png_declaring(width: int, height: int) -> bytes:
 def model(tmp_path) -> Path:
     """A classifier checkpoint as the train stage writes one (untrained: the faults are the point)."""
     cfg = validate(compose(ROOT / "conf", ["model=cnn", "model.channels=[4,8]", "model.hidden=8"]))
-    module = ImageClassifier(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), ["a", "b"], [1, 8, 8], [0.0], [1.0])  # fmt: skip
+    inputs = {"kind": "image", "shape": [1, 8, 8], "mean": [0.0], "std": [1.0]}
+    module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "classification", ["a", "b"], inputs)
     path = tmp_path / "model.ckpt"
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     return path
@@ -104,7 +105,7 @@ def test_a_checkpoint_of_an_unknown_net(model, tmp_path, capsys):
     code, err = predict(capsys, str(tmp_path / "x.png"), "--model", str(model))
     assert code == 2
     assert err.startswith(
-        f"reprovision predict: error: {model}: not a classifier checkpoint of this pipeline (net 'resnet9000'"
+        f"reprovision predict: error: {model}: not a model checkpoint of this pipeline (net 'resnet9000'"
     )
 
 

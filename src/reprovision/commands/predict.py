@@ -1,4 +1,9 @@
-"""predict: classify image files with a trained model; top-k classes with probabilities.
+"""predict: a trained model's answers for image files, documents or table rows: the top-k classes
+with their probabilities (a classifier), or the predicted value (a regression model).
+
+Give inputs of the one kind the model was trained on: image files (any size or mode), documents
+(--text, --text-file), or a CSV of table rows (--table) whose header names the model's features
+(in any order; other columns, such as the target, are ignored).
 
 The model is a checkpoint path (default `models/model.ckpt`) or an MLflow model URI
 (`runs:/ID/model`, `models:/NAME@champion`, `models:/NAME/3`). From MLflow only the checkpoint
@@ -13,21 +18,24 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from reprovision.errors import BadInput
-from reprovision.models.classifier import ImageClassifier, load_classifier
-from reprovision.prediction import class_probabilities, top_k
+from reprovision.models.module import Model, load_model
+from reprovision.prediction import predict_images, predict_table, predict_texts, top_k
 from reprovision.urls import masked
 
 
-def load_model(model: str, tracking_uri: str | None) -> ImageClassifier:
-    """The classifier at a checkpoint path, or the checkpoint of an MLflow model (downloaded to a
+def open_model(model: str, tracking_uri: str | None) -> Model:
+    """The model at a checkpoint path, or the checkpoint of an MLflow model (downloaded to a
     temporary directory, loaded with weights_only=True, removed)."""
     if not model.startswith(("runs:/", "models:/")):
         path = Path(model)
         path = path / "model.ckpt" if path.is_dir() else path
         if not path.is_file():
             raise BadInput(f"{model}: no checkpoint there; train first (dvc repro) or pass --model PATH|runs:/ID/model")
-        return load_classifier(path)
+        return load_model(path)
     import mlflow
     import yaml
     from mlflow.exceptions import MlflowException
@@ -51,7 +59,7 @@ def load_model(model: str, tracking_uri: str | None) -> ImageClassifier:
             raise BadInput(f"{model}: not a model logged by this pipeline (it has no checkpoint artifact)") from None
         if not checkpoint.is_relative_to(local):  # metadata from the store names only files in the model
             raise BadInput(f"{model}: its MLmodel points outside the model directory; refusing it")
-        return load_classifier(checkpoint)
+        return load_model(checkpoint)
 
 
 def default_tracking_uri() -> str:
@@ -65,11 +73,11 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
 
 
-def read_image_file(path: Path) -> bytes:
+def read_input_file(path: Path, what: str, pattern: str) -> bytes:
     """The file's bytes; a directory or an unreadable file is a one-line BadInput (a missing file:
     FileNotFoundError, exit 2 too)."""
     if path.is_dir():
-        raise BadInput(f"{path}: a directory, not an image file; pass the images in it (e.g. {path}/*.png)")
+        raise BadInput(f"{path}: a directory, not {what}; pass the files in it (e.g. {path}/{pattern})")
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -78,14 +86,93 @@ def read_image_file(path: Path) -> bytes:
         raise BadInput(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
 
 
+def read_text_file(path: Path) -> str:
+    """A document: the whole file as UTF-8 text (a byte-order mark is dropped)."""
+    data = read_input_file(path, "a text file", "*.txt")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise BadInput(
+            f"{path}: not UTF-8 text (byte {e.start} is {data[e.start : e.start + 1]!r}); save it as UTF-8"
+        ) from None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The rows of a CSV file with a header, every cell as the text it holds (prediction reads the
+    numbers, so a bad cell is reported as written)."""
+    import pandas as pd
+
+    if path.is_dir():
+        raise BadInput(f"{path}: a directory, not a CSV file; pass --table rows.csv")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise
+    except UnicodeDecodeError as e:
+        raise BadInput(f"{path}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise BadInput(f"{path}: empty; expected a header naming the features, then one row per line") from None
+    except (pd.errors.ParserError, OSError) as e:
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise BadInput(f"{path}: not a readable CSV file ({detail})") from None
+    if frame.empty:
+        raise BadInput(f"{path}: no rows below its header; add one row per line")
+    return frame
+
+
+# What each input kind is called, and how a user passes it.
+KINDS = {
+    "image": ("image files", "reprovision predict IMAGE..."),
+    "text": ("text", '--text "a document" or --text-file PATH'),
+    "table": ("table rows", "--table rows.csv (a header naming the features)"),
+}
+
+
+def input_kind(args: argparse.Namespace) -> str:
+    """The one kind of input the command line gives: images, text (--text, --text-file) or a table."""
+    given = [k for k, v in (("image", args.images), ("text", args.text or args.text_file), ("table", args.table)) if v]
+    if len(given) != 1:
+        how = "; ".join(f"{noun}: {usage}" for noun, usage in KINDS.values())
+        detail = "nothing to predict" if not given else f"got {' and '.join(KINDS[k][0] for k in given)}"
+        raise BadInput(f"{detail}: pass inputs of exactly one kind ({how})")
+    return given[0]
+
+
+def answers_for(module: Model, kind: str, args: argparse.Namespace) -> tuple[list[dict], np.ndarray]:
+    """What each input is (a dict naming it, as --json prints it) and the model's answers for them."""
+    if kind == "image":
+        images = [read_input_file(p, "an image file", "*.png") for p in args.images]
+        return [{"image": str(p)} for p in args.images], predict_images(module, images, [str(p) for p in args.images])
+    if kind == "text":
+        texts = list(args.text or []) + [read_text_file(p) for p in args.text_file or []]
+        sources = [{"text": t} for t in args.text or []] + [{"file": str(p)} for p in args.text_file or []]
+        return sources, predict_texts(module, texts)
+    frame = read_table(args.table)
+    rows = [f"row {i + 1}" for i in range(len(frame))]  # counted from 1 below the header
+    return [{"row": i + 1} for i in range(len(frame))], predict_table(module, frame, str(args.table), rows)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", type=Path, help="image files (any size or mode PIL reads)")
+    parser.add_argument("images", nargs="*", type=Path, help="image files (any size or mode PIL reads)")
+    parser.add_argument(
+        "--text", action="append", metavar="TEXT", help="a document (repeatable), for a model trained on text"
+    )
+    parser.add_argument(
+        "--text-file", nargs="+", action="extend", type=Path, metavar="PATH", help="UTF-8 text files, one document each"
+    )
+    parser.add_argument(
+        "--table",
+        type=Path,
+        metavar="CSV",
+        help="a CSV file of table rows: a header naming the model's features (any order; other columns, "
+        "such as the target, are ignored), one row per line",
+    )
     parser.add_argument(
         "--model",
         default="models/model.ckpt",
         help="checkpoint path, or MLflow model URI: runs:/ID/model, models:/NAME@champion, models:/NAME/VERSION",
     )
-    parser.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
+    parser.add_argument("--top-k", type=int, default=3, help="classes shown per input (default 3; classifiers)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--tracking-uri",
@@ -94,19 +181,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def label(source: dict) -> str:
+    """An input as one short cell of the printed table: a path, a row number, a document's start."""
+    value = " ".join(str(next(iter(source.values()))).split())
+    return value if len(value) <= 40 else value[:37] + "..."
+
+
 def run(args: argparse.Namespace) -> None:
     if args.top_k < 1:
         raise BadInput(f"--top-k {args.top_k}: expected an integer >= 1")
-    module = load_model(args.model, args.tracking_uri)
-    classes = module.hparams.classes
-    images = [read_image_file(path) for path in args.images]
-    probs = class_probabilities(module, images, [str(p) for p in args.images])
-    results = top_k(probs, classes, min(args.top_k, len(classes)))
-    if args.json:
-        print(json.dumps([{"image": str(p), "top": r} for p, r in zip(args.images, results, strict=True)], indent=2))
+    kind = input_kind(args)
+    module = open_model(args.model, args.tracking_uri)
+    takes = module.hparams.inputs["kind"]
+    if kind != takes:
+        raise BadInput(f"{args.model} takes {KINDS[takes][0]}, not {KINDS[kind][0]}: pass {KINDS[takes][1]}")
+    sources, answers = answers_for(module, kind, args)
+    header = {"image": "image", "text": "text", "table": "row"}[kind]
+    width = max(len(header), *(len(label(s)) for s in sources))
+    if module.task.name == "regression":
+        if args.json:
+            print(json.dumps([{**s, "predicted": float(v)} for s, v in zip(sources, answers, strict=True)], indent=2))
+            return
+        print(f"{header:<{width}}  predicted")
+        for source, value in zip(sources, answers, strict=True):
+            print(f"{label(source):<{width}}  {value:.6g}")
         return
-    width = max(len("image"), *(len(str(p)) for p in args.images))
-    print(f"{'image':<{width}}  {'class':<12} probability")
-    for path, result in zip(args.images, results, strict=True):
+    classes = module.hparams.classes
+    results = top_k(answers, classes, min(args.top_k, len(classes)))
+    if args.json:
+        print(json.dumps([{**s, "top": r} for s, r in zip(sources, results, strict=True)], indent=2))
+        return
+    print(f"{header:<{width}}  {'class':<12} probability")
+    for source, result in zip(sources, results, strict=True):
         for rank, guess in enumerate(result):
-            print(f"{str(path) if rank == 0 else '':<{width}}  {guess['class']:<12} {guess['probability']:.4f}")
+            print(f"{label(source) if rank == 0 else '':<{width}}  {guess['class']:<12} {guess['probability']:.4f}")
