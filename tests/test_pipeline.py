@@ -7,6 +7,7 @@ file order (a worse experiment, a teammate reproducing the first run, a killed r
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -36,7 +37,7 @@ def pipeline(tmp_path_factory) -> SimpleNamespace:
     up to date."""
     work = project_copy(ROOT, tmp_path_factory.mktemp("project"))
     for path in (work / "metrics").iterdir():
-        path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     output = dvc(work, "repro")
     run_id = json.loads((work / "checkpoints" / "run.json").read_text())["run_id"]
     eval_json = (work / "metrics" / "eval.json").read_bytes()

@@ -389,7 +389,7 @@ def test_regression_shows_the_largest_errors_first_and_ranks_the_feature_the_mod
     errors[7], errors[2] = 9.0, -7.0
     write_regression(tmp_path / "metrics", predicted, predicted - errors, "progression")
     write_training(tmp_path / "metrics", "mae")
-    page = render(tmp_path, root, ["data.name=diabetes", "model=mlp", "report.gallery_size=3"], capsys)
+    page = render(tmp_path, root, ["data=diabetes", "model=mlp", "report.gallery_size=3"], capsys)
 
     assert re.search(r"<tr><th>best epoch \(val/mae\)</th><td>2</td></tr>", page)
     assert "<tr><th>test/rmse</th>" in page and "predicted vs actual and residuals" in page

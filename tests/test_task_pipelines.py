@@ -62,6 +62,12 @@ def test_diabetes_regression_picks_the_lowest_val_mae_and_cross_validates(projec
     assert checked == ["test/mae", "test/rmse", "test/r2", "val/mae"]
     page = (work / "reports" / "index.html").read_text()
     assert "predicted" in page and "test/mae" in page
+    # DVC's plots are the regression's: MAE per epoch and predicted vs actual, none missing.
+    plots = json.loads(dvc(work, "plots", "show", "--json"))
+    assert not plots.get("errors"), plots.get("errors")
+    score = json.dumps(plots["data"]["Score per epoch"])
+    assert "val/mae" in score and "val/acc" not in score
+    assert '"type": "point"' in json.dumps(plots["data"]["Test predictions"][0]["content"])  # DVC's scatter
 
 
 def test_predict_turns_raw_table_rows_into_the_evaluated_predictions(project):

@@ -27,6 +27,7 @@ from reprovision import plots, tracking
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.files import atomic_file, write_csv, write_json
 from reprovision.models.module import Model, load_model
+from reprovision.tasks import CLASSIFICATION, REGRESSION
 
 
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict:
@@ -142,7 +143,7 @@ def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> 
         }
         for i, (t, p) in enumerate(zip(targets.tolist(), predicted, strict=True))
     ]
-    write_csv(tables / "predictions.csv", rows, ["index", "actual", "predicted", "confidence", *prob_cols])
+    write_csv(tables / f"{CLASSIFICATION.rows}.csv", rows, ["index", "actual", "predicted", "confidence", *prob_cols])
     write_png(figures / "confusion_matrix.png", plots.confusion_figure(matrix, classes, normalise=True))
     per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
     return headline, per_class
@@ -160,7 +161,7 @@ def write_regression(out_dir: Path, predicted, actual, target: str) -> tuple[dic
         {"index": i, "actual": f"{a:.6g}", "predicted": f"{p:.6g}", "error": f"{p - a:.6g}"}
         for i, (a, p) in enumerate(zip(actual.tolist(), predicted.tolist(), strict=True))
     ]
-    write_csv(tables / "predicted_values.csv", rows, ["index", "actual", "predicted", "error"])
+    write_csv(tables / f"{REGRESSION.rows}.csv", rows, ["index", "actual", "predicted", "error"])
     largest = sorted(rows, key=lambda r: (-abs(float(r["error"])), r["index"]))[:LARGEST_ERRORS]
     write_csv(tables / "largest_errors.csv", largest, ["index", "actual", "predicted", "error"])
     figure = plots.predicted_vs_actual_figure(actual.numpy(), predicted.numpy(), target)

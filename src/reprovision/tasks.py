@@ -16,6 +16,7 @@ class Task:
     score: str  # the per-epoch metric beside the loss, the one the best epoch is chosen by
     higher_is_better: bool
     test_metrics: tuple[str, ...]  # the evaluate stage's headline (metrics/eval.json), in order
+    rows: str  # metrics/evaluation/<rows>.csv: one row per test example
 
     @property
     def monitor(self) -> str:
@@ -42,6 +43,6 @@ class Task:
         return a > b if self.higher_is_better else a < b
 
 
-CLASSIFICATION = Task("classification", "acc", True, ("test/acc", "test/f1_macro", "test/loss"))
-REGRESSION = Task("regression", "mae", False, ("test/mae", "test/mse", "test/rmse", "test/r2"))
+CLASSIFICATION = Task("classification", "acc", True, ("test/acc", "test/f1_macro", "test/loss"), "predictions")
+REGRESSION = Task("regression", "mae", False, ("test/mae", "test/mse", "test/rmse", "test/r2"), "predicted_values")
 TASKS = {t.name: t for t in (CLASSIFICATION, REGRESSION)}

@@ -126,7 +126,7 @@ class DataConfig:
         if self.task is None:
             self.task = own
         elif self.task != own and self.name != TABLE:
-            raise ConfigError(f"data.task={self.task}: {self.name} is a {own} dataset; leave data.task null")
+            raise ConfigError(f"data.task={self.task}: {self.name} is a {own} dataset; set data.task={own}")
         if self.task == "regression" and self.classes is not None:
             raise ConfigError("data.classes picks classes: a regression dataset has none; set data.classes=null")
         require(self.num_words >= 8, "data.num_words", self.num_words, "an integer >= 8")

@@ -192,6 +192,19 @@ class SearchConfig:
 
 
 @dataclass
+class PlotsConfig:
+    """What dvc.yaml's plots draw for the data's task: conf/config.yaml picks them by data.task
+    from `tasks`, and the config check keeps them equal to what the stages write."""
+
+    tasks: dict[str, dict[str, str]] = MISSING
+    score: str = MISSING
+    rows: str = MISSING
+    template: str = MISSING
+    x: str = MISSING
+    y: str = MISSING
+
+
+@dataclass
 class Config:
     seed: int = MISSING
     data: DataConfig = MISSING
@@ -204,6 +217,7 @@ class Config:
     check: CheckConfig = MISSING
     search: SearchConfig = MISSING
     split: SplitConfig = MISSING
+    plots: PlotsConfig = MISSING
 
     def __post_init__(self) -> None:
         check_combination(self)
@@ -224,5 +238,11 @@ def check_combination(cfg: Config) -> None:
                            ("evaluate.tta", cfg.evaluate.tta)):  # fmt: skip
             if value:
                 raise ConfigError(f"{key}={value} augments images; {cfg.data.name} is {kind} data: turn it off")
+    spec = cfg.data.task_spec
+    if (cfg.plots.score, cfg.plots.rows) != (spec.score, spec.rows):
+        raise ConfigError(
+            f"plots.score={cfg.plots.score}, plots.rows={cfg.plots.rows} do not draw a {task}'s "
+            f"{spec.score} and {spec.rows}.csv; leave plots as conf/config.yaml picks them"
+        )
     if task == "regression" and cfg.trainer.label_smoothing:
         raise ConfigError("trainer.label_smoothing smooths class labels; a regression has none: set it to 0")

@@ -24,10 +24,9 @@ SECTIONS = {
     ("classification", "table"): tables.classification_sections,
 }
 NOUNS = {"image": "images", "text": "documents", "table": "rows"}
+
+
 # The evaluate stage's one row per test example, per task (evaluation.write_classification, write_regression).
-PREDICTIONS = {"classification": "evaluation/predictions.csv", "regression": "evaluation/predicted_values.csv"}
-
-
 def render_report(
     cfg: Config, metrics_dir: Path, split_dir: Path, model_dir: Path, data_dir: Path | None = None
 ) -> str:
@@ -37,7 +36,7 @@ def render_report(
     run = RunFiles(
         cfg=cfg,
         model=load_model(model_dir / "model.ckpt"),
-        predictions=read_csv(metrics_dir / PREDICTIONS[task.name]),
+        predictions=read_csv(metrics_dir / "evaluation" / f"{task.rows}.csv"),
         metrics_dir=metrics_dir,
         split_dir=split_dir,
         data_dir=data_dir,

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from reprovision.config import Config
 from reprovision.data import normalise
@@ -28,6 +27,8 @@ from reprovision.training.paths import TrainPaths
 def fold_indices(labels: np.ndarray, k: int, seed: int, stratify: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, val) index arrays per fold: seeded, stratified by class unless `stratify` is False
     (regression), every sample validated once."""
+    from sklearn.model_selection import KFold, StratifiedKFold  # here: a second of every train's start-up
+
     folds = (
         StratifiedKFold(k, shuffle=True, random_state=seed) if stratify else KFold(k, shuffle=True, random_state=seed)
     )
