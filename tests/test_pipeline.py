@@ -278,12 +278,12 @@ def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
 def test_champion_alias_follows_the_best_validation_accuracy(pipeline):
     """Every pipeline run registered a version; `champion` moved only on a strictly better val/acc."""
     client = MlflowClient(f"sqlite:///{pipeline.work / 'mlflow.db'}")
-    versions = sorted(client.search_model_versions("name='digits-model'"), key=lambda v: int(v.version))
+    versions = sorted(client.search_model_versions("name='digits-classification'"), key=lambda v: int(v.version))
     scores = [float(v.tags["val_acc"]) for v in versions]
     assert len(versions) >= 4 and min(scores) < max(scores)  # a worse run (max_epochs=1) came second
-    champion = client.get_model_version_by_alias("digits-model", "champion")
+    champion = client.get_model_version_by_alias("digits-classification", "champion")
     assert int(champion.version) == int(versions[scores.index(max(scores))].version)  # first to reach the best
-    first = client.get_model_version("digits-model", "1")
+    first = client.get_model_version("digits-classification", "1")
     assert first.run_id == pipeline.run_id
 
 
@@ -317,7 +317,7 @@ def test_predict_answers_the_same_from_a_checkpoint_a_run_and_the_registry(pipel
     monkeypatch.chdir(work)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     capsys.readouterr()
-    assert main(["predict", str(image), "--model", "models:/digits-model@champion"]) == 0
+    assert main(["predict", str(image), "--model", "models:/digits-classification@champion"]) == 0
     table = capsys.readouterr().out
     assert str(image) in table and len(table.splitlines()) == 1 + 3  # header, then the top 3
     assert main(["predict", str(work / "params.yaml")]) == 2

@@ -11,13 +11,13 @@ from reprovision.tracking import CHAMPION, promote_champion
 
 def test_champion_moves_only_to_a_strictly_better_version_whatever_the_order(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client.create_registered_model("digits-model")
+    client.create_registered_model("digits-classification")
     expected = []
     for score, champion in ((0.5, "1"), (0.7, "2"), (0.6, "2"), (0.7, "2"), (0.8, "5")):
-        client.create_model_version("digits-model", str(tmp_path), tags={"val_acc": str(score)})
-        promote_champion(client, "digits-model", CLASSIFICATION)
+        client.create_model_version("digits-classification", str(tmp_path), tags={"val_acc": str(score)})
+        promote_champion(client, "digits-classification", CLASSIFICATION)
         expected.append(champion)
-        assert str(client.get_model_version_by_alias("digits-model", CHAMPION).version) == champion, expected
+        assert str(client.get_model_version_by_alias("digits-classification", CHAMPION).version) == champion, expected
 
 
 def test_two_registrations_racing_end_on_the_best(tmp_path):
@@ -40,3 +40,15 @@ def test_a_regression_champion_is_the_lowest_val_mae(tmp_path):
         promote_champion(client, "r", REGRESSION)
         expected.append(champion)
         assert str(client.get_model_version_by_alias("r", CHAMPION).version) == champion, expected
+
+
+def test_a_name_shared_by_two_tasks_crowns_each_task_from_its_own_versions(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.create_registered_model("shared")
+    client.create_model_version("shared", str(tmp_path), tags={"val_acc": "0.9", "task": "classification"})
+    client.create_model_version("shared", str(tmp_path), tags={"val_mae": "3.0", "task": "regression"})
+    client.create_model_version(
+        "shared", str(tmp_path), tags={"val_mae": "0.5", "task": "classification"}
+    )  # not a regression's
+    assert str(promote_champion(client, "shared", REGRESSION).version) == "2"
+    assert str(promote_champion(client, "shared", CLASSIFICATION).version) == "1"

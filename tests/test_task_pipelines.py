@@ -1,6 +1,6 @@
 """Regression and text classification through the real pipeline: `dvc exp run` of a table that
 ships inside scikit-learn (diabetes), the user's own CSV, and the user's own text folder, each
-checked, registered and served as its task needs.
+checked, registered and predicted from raw input as its task needs.
 
 One fresh project copy is shared; each test is one experiment, as a user would run them in turn.
 """
@@ -54,7 +54,7 @@ def test_diabetes_regression_picks_the_lowest_val_mae_and_cross_validates(projec
     assert train_json["cv/best_epoch"] == 1 + int(np.argmin(smoothed)) and train_json["cv/folds"] == 3
     # The registry's champion rule is the lowest val/mae.
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias("diabetes-model", "champion")
+    champion = client.get_model_version_by_alias("diabetes-regression", "champion")
     assert float(champion.tags["val_mae"]) == pytest.approx(train_json["val/mae"])
     # The regression check compares the regression metrics.
     reprovision(work, "check", "--update")

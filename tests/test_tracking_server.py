@@ -90,8 +90,8 @@ def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
             artifacts = api(url, "artifacts/list", run_id=r["info"]["run_id"], path="evaluation")
             assert any(f["path"].endswith("confusion_matrix.png") for f in artifacts["files"])
         # Both registered; `champion` on the run with the better validation accuracy.
-        (alias,) = api(url, "registered-models/get", name="digits-model")["registered_model"]["aliases"]
-        champion = api(url, "model-versions/get", name="digits-model", version=alias["version"])
+        (alias,) = api(url, "registered-models/get", name="digits-classification")["registered_model"]["aliases"]
+        champion = api(url, "model-versions/get", name="digits-classification", version=alias["version"])
         val_acc = {
             r["info"]["run_id"]: {m["key"]: m["value"] for m in r["data"]["metrics"]}["best/val/acc"] for r in runs
         }

@@ -51,7 +51,7 @@ def normalised(rows: np.ndarray) -> torch.Tensor:
 def write_rows(path: Path, rows: np.ndarray, order=("bp", "target", "age", "bmi")) -> Path:
     """A CSV with its columns in another order than the model's, and a target column it ignores."""
     values = {"age": rows[:, 0], "bmi": rows[:, 1], "bp": rows[:, 2], "target": np.full(len(rows), 1e6)}
-    lines = [",".join(order)] + [",".join(repr(float(values[c][i])) for c in order) for i in range(len(rows))]
+    lines = [",".join(order)] + [",".join(repr(float(values[c.strip()][i])) for c in order) for i in range(len(rows))]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -192,3 +192,14 @@ def test_a_cell_that_is_not_a_finite_number_is_refused_naming_column_and_row(cel
         f"reprovision predict: error: {rows}: column 'bmi', row 2: {cell!r} is not a finite number; "
         "give every feature a number"
     )
+
+
+def test_a_header_with_spaces_reads_as_training_read_it(regression, tmp_path, capsys):
+    """Training strips the header's names (" bmi" is bmi); predict reads the same file the same way."""
+    path, module = regression
+    rows = write_rows(tmp_path / "rows.csv", ROWS, order=(" bp", "target", "age ", " bmi "))
+    with torch.no_grad():
+        expected = module(normalised(ROWS)).numpy()
+    code, out, err = predict(capsys, "--table", str(rows), "--model", str(path), "--json")
+    assert code == 0, err
+    assert [a["predicted"] for a in json.loads(out)] == pytest.approx(expected.tolist(), abs=1e-5)

@@ -128,5 +128,5 @@ def test_a_class_absent_from_a_split_is_named():
         "val": (None, np.array([0, 1])),
         "test": (None, np.array([0, 1, 2])),
     }
-    with pytest.raises(DataError, match=r"toy: class 'c' has no images in the val split; raise data\.val_fraction"):
+    with pytest.raises(DataError, match=r"toy: class 'c' has no examples in the val split; raise data\.val_fraction"):
         check_every_class_in_every_split(arrays, ["a", "b", "c"], "toy")

@@ -106,6 +106,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise BadInput(f"{path}: a directory, not a CSV file; pass --table rows.csv")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame.columns = frame.columns.str.strip()  # as training reads a header: " area" is area
     except FileNotFoundError:
         raise
     except UnicodeDecodeError as e:

@@ -97,7 +97,7 @@ class TextCNNConfig(ModelConfig):
         super().__post_init__()
         positive_ints("model.embedding", [self.embedding])
         positive_ints("model.channels", [self.channels])
-        positive_ints("model.kernel", [self.kernel])
+        require(self.kernel >= 1 and self.kernel % 2 == 1, "model.kernel", self.kernel, "an odd integer >= 1 (centred)")
         fraction("model.dropout", self.dropout)
 
 

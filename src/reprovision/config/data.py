@@ -73,7 +73,7 @@ class DataConfig:
     mirror: str | None = MISSING  # http(s) base URL or local directory, tried before the official URLs
     classes: list[str] | None = MISSING  # a subset of the dataset's classes (relabelled 0..k-1)
     path: str | None = MISSING  # imagefolder/textfolder: a directory or archive of train/<class>/*; table: a CSV
-    task: str | None = MISSING  # classification | regression; None: the dataset's own (table: regression)
+    task: str = MISSING  # classification | regression: the dataset's own (a table may be either)
     target: str | None = MISSING  # table: the column to predict
     num_words: int = MISSING  # text: the vocabulary, the most frequent words of the training split
     max_length: int | None = MISSING  # text: words kept per document (the first); None: all
@@ -121,11 +121,9 @@ class DataConfig:
             self.classes,
             "null or at least two distinct class names",
         )
-        require(self.task in (None, *TASKS), "data.task", self.task, "classification, regression or null")
+        require(self.task in TASKS, "data.task", self.task, "classification or regression")
         own = "regression" if self.name in REGRESSION_DATA else "classification"
-        if self.task is None:
-            self.task = own
-        elif self.task != own and self.name != TABLE:
+        if self.task != own and self.name != TABLE:
             raise ConfigError(f"data.task={self.task}: {self.name} is a {own} dataset; set data.task={own}")
         if self.task == "regression" and self.classes is not None:
             raise ConfigError("data.classes picks classes: a regression dataset has none; set data.classes=null")

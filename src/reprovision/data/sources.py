@@ -139,7 +139,7 @@ def check_task(name: str, cfg: Any) -> None:
     """data.task may only restate what a dataset's targets are (a table's alone it chooses)."""
     own = SOURCES[name].task
     if own is not None and cfg.task not in (None, own):
-        raise DataError(f"data={name} is a {own} dataset: data.task={cfg.task} does not apply; leave data.task unset")
+        raise DataError(f"data={name} is a {own} dataset: data.task={cfg.task} does not apply; set data.task={own}")
 
 
 def fetch(name: str, cfg: Any, dest: Path) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def split_stratified(
     except ValueError as e:  # e.g. a class too small to appear in every split
         raise DataError(
             f"cannot split stratified: {e}; lower data.val_fraction / "
-            "data.test_fraction or add images to the small classes"
+            "data.test_fraction or add examples to the small classes"
         ) from None
     out = {"train": np.sort(train), "val": np.sort(val)}
     if test_fraction is not None:
@@ -107,8 +107,8 @@ def check_every_class_in_every_split(arrays: dict, classes: list[str], dataset: 
         if (counts == 0).any():
             missing = classes[int(np.argmin(counts))]
             raise DataError(
-                f"{dataset}: class {missing!r} has no images in the {part} split; raise "
-                "data.val_fraction/data.test_fraction, add images, or leave the class out with data.classes"
+                f"{dataset}: class {missing!r} has no examples in the {part} split; raise "
+                "data.val_fraction/data.test_fraction, add examples, or leave the class out with data.classes"
             )
 
 

@@ -69,7 +69,8 @@ def best_version(versions, task: Task) -> object | None:
     """The registered version with the best monitored metric (highest val_acc, lowest val_mae
     tag); among equals the oldest, so a later model takes the lead only by being strictly better."""
     tag, sign = score_tag(task), -1.0 if task.higher_is_better else 1.0
-    scored = [v for v in versions if tag in v.tags]
+    # Only the task's own versions: a name shared by two tasks never crowns the other's model.
+    scored = [v for v in versions if tag in v.tags and v.tags.get("task", "classification") == task.name]
     return min(scored, key=lambda v: (sign * float(v.tags[tag]), int(v.version)), default=None)
 
 
