@@ -54,9 +54,11 @@ def predict_images(module: Model, images: list[bytes], names: list[str]) -> np.n
 
 def predict_texts(module: Model, texts: list[str]) -> np.ndarray:
     """Answers for documents: tokenized and encoded into the model's vocabulary as its training
-    split was (unknown words to UNKNOWN, cut to `max_length` words)."""
+    split was (unknown words to UNKNOWN, cut to `max_length` words), and never longer than the
+    longest document the model was trained on: one huge request cannot make every batch huge."""
     inputs = module.hparams.inputs
-    encoded = (encode(texts[part], inputs["vocabulary"], inputs.get("max_length")) for part in _batches(len(texts)))
+    limit = inputs.get("max_length") or inputs.get("longest")
+    encoded = (encode(texts[part], inputs["vocabulary"], limit) for part in _batches(len(texts)))
     return answers(module, encoded)
 
 

@@ -203,3 +203,15 @@ def test_a_header_with_spaces_reads_as_training_read_it(regression, tmp_path, ca
     code, out, err = predict(capsys, "--table", str(rows), "--model", str(path), "--json")
     assert code == 0, err
     assert [a["predicted"] for a in json.loads(out)] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
+def test_a_document_longer_than_any_the_model_read_is_cut_there(tmp_path, capsys):
+    """With no max_length, the longest training document bounds what predict and serve encode."""
+    path = tmp_path / "model.ckpt"
+    module = save_model(path, "classification", ["neg", "pos"], {**TEXT, "max_length": None, "longest": 3}, TEXT_CNN)
+    code, out, err = predict(capsys, "--text", "bad plot good " + "acting " * 100_000, "--model", str(path), "--json")
+    assert code == 0, err
+    probs = {t["class"]: t["probability"] for t in json.loads(out)[0]["top"]}
+    with torch.no_grad():
+        expected = torch.softmax(module(torch.tensor([ids("bad", "plot", "good")])), dim=1)[0]
+    assert [probs["neg"], probs["pos"]] == pytest.approx(expected.tolist(), abs=1e-6)

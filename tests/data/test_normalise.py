@@ -120,6 +120,7 @@ def test_text_vocabulary_is_the_most_frequent_training_words(tmp_path):
     val = load_arrays(tmp_path / "norm" / "val.npz")["x"]
     assert decode(val[0], vocabulary) == "<unk> <unk> <unk> film"
     assert {a.shape[1] for a in (test, val, load_arrays(tmp_path / "norm" / "train.npz")["x"])} == {5}
+    assert stats["inputs"]["longest"] == 4  # words of the longest document: predict cuts there
 
 
 def test_text_documents_are_cut_to_max_length_words(tmp_path):

@@ -93,6 +93,7 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
         if kind == "text":  # one length for all splits: the longest document after encoding
             length = max(x.shape[1] for x in xs.values())
             xs = {s: np.pad(x, ((0, 0), (0, length - x.shape[1]))) for s, x in xs.items()}
+            inputs["longest"] = length - 1  # words: predict and serve cut any document there
         for s in SPLITS:
             save_arrays(tmp / f"{s}.npz", x=xs[s], y=data[s]["y"])
         write_json(tmp / "stats.json", stats)
