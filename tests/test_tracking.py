@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from reprovision.tracking import MAX_BATCH_METRICS, PipelineRun
@@ -32,3 +33,35 @@ def test_metrics_at_many_steps_reach_mlflow_whole_in_few_requests(tmp_path):
     run.log_metrics({f"class{i}/recall": i / 1500 for i in range(1500)})
     assert [len(batch) for batch in requests] == [1000, 500]
     assert client.get_run(run_id).data.metrics["class1499/recall"] == 1499 / 1500
+
+
+class RacingClient:
+    """A store that, like PostgreSQL behind an MLflow server, breaks its unique key when another run
+    inserted the same dataset a moment before: `fails` times, then accepts."""
+
+    def __init__(self, fails: int, message: str) -> None:
+        self.fails, self.message, self.calls = fails, message, 0
+
+    def log_inputs(self, run_id, datasets):
+        from mlflow.exceptions import MlflowException
+
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise MlflowException(self.message)
+
+
+def test_logging_a_dataset_another_run_logged_at_the_same_moment_is_retried():
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+
+    from reprovision.tracking.datasets import log_inputs
+
+    race = 'duplicate key value violates unique constraint "dataset_pk"'
+    client = RacingClient(1, race)
+    log_inputs(SimpleNamespace(run_id="r", client=client), ["train"])
+    assert client.calls == 2
+    other = RacingClient(1, "RESOURCE_DOES_NOT_EXIST: run r")  # any other error is the user's to see
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        log_inputs(SimpleNamespace(run_id="r", client=other), ["train"])
+    assert other.calls == 1

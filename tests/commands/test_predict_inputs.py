@@ -215,3 +215,17 @@ def test_a_document_longer_than_any_the_model_read_is_cut_there(tmp_path, capsys
     with torch.no_grad():
         expected = torch.softmax(module(torch.tensor([ids("bad", "plot", "good")])), dim=1)[0]
     assert [probs["neg"], probs["pos"]] == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_the_printed_table_names_a_file_by_its_whole_path_and_a_long_document_by_its_start(
+    text_model, tmp_path, capsys
+):
+    path, _ = text_model
+    deep = tmp_path / ("a-directory-with-a-long-name-" * 3) / "review.txt"
+    deep.parent.mkdir()
+    deep.write_text("good acting")
+    long_text = "bad plot " * 30
+    code, out, err = predict(capsys, "--text-file", str(deep), "--text", long_text, "--model", str(path))
+    assert code == 0, err
+    assert str(deep) in out
+    assert "bad plot bad plot" in out and long_text.strip() not in out and "..." in out

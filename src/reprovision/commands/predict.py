@@ -183,9 +183,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def label(source: dict) -> str:
-    """An input as one short cell of the printed table: a path, a row number, a document's start."""
-    value = " ".join(str(next(iter(source.values()))).split())
-    return value if len(value) <= 40 else value[:37] + "..."
+    """An input as one cell of the printed table: a path or a row number whole (which file it is
+    matters), a document's text cut to its start."""
+    key, value = next(iter(source.items()))
+    value = " ".join(str(value).split())
+    return value if key != "text" or len(value) <= 40 else value[:37] + "..."
 
 
 def run(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ same digest, and the split output's hash in dvc.lock names the version to `dvc c
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from reprovision.files import file_digest
@@ -34,4 +35,25 @@ def log_split_inputs(run: PipelineRun, split_dir: Path, summary: dict) -> None:
         )
         inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)]))
     if inputs:
-        run.client.log_inputs(run.run_id, datasets=inputs)
+        log_inputs(run, inputs)
+
+
+RACES = ("dataset_pk", "duplicate key", "UNIQUE constraint failed")  # PostgreSQL's and SQLite's words
+
+
+def log_inputs(run: PipelineRun, inputs: list, attempts: int = 3) -> None:
+    """MLflow's log_inputs, retried when another run inserted the same dataset at the same moment.
+
+    The store looks a dataset up, then inserts it: two runs logging the same split at once (queue
+    workers on a team server) both miss it, and the second insert breaks the unique key. Retried,
+    the lookup finds the row the other run wrote."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            run.client.log_inputs(run.run_id, datasets=inputs)
+            return
+        except MlflowException as e:
+            if attempt == attempts - 1 or not any(word in str(e) for word in RACES):
+                raise
+            time.sleep(0.2 * (attempt + 1))
