@@ -57,6 +57,7 @@ def test_default_config_is_valid(root):
         (["+optim.momentum=0.9"], "optim.momentum is not a known setting"),  # adam has no momentum
         (["model=resnet"], "Available options in 'model': cnn, fast_cnn, keras_cnn, mlp, net,"),
         (["trainer.precision=64"], "trainer.precision='64' is out of range: expected one of 32"),
+        (["split.refit=true"], "split.refit=true retrains for the epoch count the folds choose: set split.folds"),
     ],
 )
 def test_bad_values_name_the_key(root, overrides, message):

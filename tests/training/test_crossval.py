@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from tests.data.formats import data_config
@@ -13,6 +14,8 @@ from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
 from reprovision.data.sources import download
 from reprovision.data.splitting import split
+from reprovision.files import load_arrays
+from reprovision.training import crossval
 from reprovision.training.crossval import fold_indices, train_and_cross_validate
 from reprovision.training.paths import TrainPaths
 
@@ -61,3 +64,56 @@ def test_three_fold_run_on_digits(tmp_path, monkeypatch):
     assert all(s["train"] + s["val"] == 1437 for s in sizes) and sum(s["val"] for s in sizes) == 1437
     for run, size in zip(folds, sizes, strict=True):
         assert run.data.metrics["time/train_images"] == 2 * size["train"]  # 2 epochs of its own split
+
+
+@pytest.mark.slow
+def test_refit_publishes_a_model_trained_on_train_and_val_for_the_chosen_epochs(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    data = data_config("data=diabetes", "model=mlp")
+    download(data, tmp_path / "raw")
+    split(data, tmp_path / "raw", tmp_path / "split", seed=42)
+    normalise(tmp_path / "split", tmp_path / "normalised")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = [
+        "data=diabetes",
+        "model=mlp",
+        "model.hidden=[16]",
+        "split.folds=3",
+        "split.refit=true",
+        "trainer.max_epochs=6",
+    ]
+    composed = compose(ROOT / "conf", [*overrides, "trainer.progress_bar=false", f"tracking.uri={uri}"])
+    (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(composed))
+    paths = TrainPaths.scratch(
+        tmp_path, tmp_path / "params.yaml", tmp_path / "normalised", tmp_path / "split" / "summary.json"
+    )
+    # The folds' smoothed curve, bent to be lowest at epoch 3 of 6: a few epochs of a small net
+    # would still be improving at the last one, where the refit's epoch count could not be told
+    # from max_epochs.
+    real = crossval.fold_mean_curve
+
+    def lowest_at_3(curves, monitor):
+        return {e: {**row, f"cv/{monitor}_smoothed": abs(e - 3)} for e, row in real(curves, monitor).items()}
+
+    monkeypatch.setattr(crossval, "fold_mean_curve", lowest_at_3)
+    summary = train_and_cross_validate(validate(composed), paths)
+    epochs = int(summary["cv/best_epoch"])
+    assert epochs == 3
+    pooled = sum(len(load_arrays(tmp_path / "normalised" / f"{s}.npz")["y"]) for s in ("train", "val"))
+    assert summary["refit/epochs"] == epochs and summary["refit/examples"] == pooled
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])
+    main = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    (refit,) = [r for r in runs if r.info.run_name.startswith("refit")]
+    assert refit.data.tags["mlflow.parentRunId"] == main.info.run_id
+    # The refit saw every training and validation row once an epoch, for the folds' epoch count...
+    assert refit.data.metrics["time/train_images"] == epochs * pooled
+    # ...and its final epoch is the model the stage publishes (evaluate and serve read it), not
+    # the main fit's best epoch on the validation split.
+    published = torch.load(paths.out / "model.ckpt", weights_only=True)
+    main_best = torch.load(paths.checkpoints / "best.ckpt", weights_only=True)
+    assert published["epoch"] == epochs - 1  # Lightning counts epochs from 0
+    refit_weights = torch.load(paths.checkpoints / "refit" / "models" / "model.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(published["state_dict"][k], v) for k, v in refit_weights.items())
+    assert not all(torch.equal(main_best["state_dict"][k], v) for k, v in refit_weights.items())

@@ -145,9 +145,14 @@ class CheckConfig:
 @dataclass
 class SplitConfig:
     folds: int | None = MISSING  # k-fold cross-validation of the training data in the train stage
+    refit: bool = False  # after the folds, the served model is retrained on train + val for cv/best_epoch epochs
 
     def __post_init__(self) -> None:
         require(self.folds is None or self.folds >= 2, "split.folds", self.folds, "an integer >= 2 or null")
+        if self.refit and self.folds is None:
+            raise ConfigError(
+                "split.refit=true retrains for the epoch count the folds choose: set split.folds too (e.g. 4)"
+            )
 
 
 SAMPLERS = ("random", "tpe")

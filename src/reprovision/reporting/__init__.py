@@ -73,6 +73,16 @@ def summary_rows(cfg: Config, metrics_dir: Path, noun: str, test_rows: int) -> l
         ("epochs", train["epochs"]),
         (f"best epoch ({task.monitor})", train["best_epoch"]),
         (f"{task.monitor} (best epoch)", f"{train[task.monitor]:.4f}"),
+        *(
+            [
+                (
+                    "model evaluated",
+                    f"refit on train + val: {train['refit/epochs']:.0f} epochs, {train['refit/examples']:.0f} examples",
+                )
+            ]
+            if "refit/epochs" in train
+            else []
+        ),
         *((name, f"{test[name]:.4f}") for name in task.test_metrics if name in test),
         (noun, test_rows),
     ]

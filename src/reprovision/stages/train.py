@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
     summary = train_and_cross_validate(cfg, paths, started=args.started)
     if summary is not None:
         score = cfg.data.task_spec.monitor
+        kept = f"refit for {summary['refit/epochs']:.0f} epochs" if "refit/epochs" in summary else "that epoch's model"
         print(
             f"train: best {score} {summary[score]:.4f} at epoch {summary['best_epoch']} "
-            f"of {summary['epochs']} -> {args.out}"
+            f"of {summary['epochs']}; {kept} -> {args.out}"
         )

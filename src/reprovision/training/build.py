@@ -99,18 +99,18 @@ class Callbacks:
     all: list[Callback]
 
 
-def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch) -> Callbacks:
+def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch, validate: bool = True) -> Callbacks:
     # Both checkpoints save at the training epoch's end, after EpochRecorder has the epoch's row;
     # the epoch rows reach MLflow right after each `last.ckpt` write.
     task = cfg.data.task_spec
     recorder = EpochRecorder(task.curve_columns)
-    best = best_checkpoint(checkpoint_dir, task)
+    best = best_checkpoint(checkpoint_dir, task if validate else None)
     last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
     callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
     if cfg.trainer.progress_bar:
         callbacks.append(ProgressBar() if live_progress() else EpochLines())
     early = None
-    if cfg.trainer.early_stopping:
+    if cfg.trainer.early_stopping and validate:
         # check_finite: a NaN val/acc (val/mae) stops training too; below that is a failure, not a success.
         early = ResumableEarlyStopping(
             monitor=task.monitor, mode=task.mode, patience=cfg.trainer.early_stopping, check_finite=True
@@ -120,8 +120,9 @@ def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch) -> 
     return Callbacks(stopwatch, recorder, best, last, early, io, callbacks)
 
 
-def build_trainer(cfg: Config, checkpoint_dir: Path, callbacks: Callbacks) -> pl.Trainer:
+def build_trainer(cfg: Config, checkpoint_dir: Path, callbacks: Callbacks, validate: bool = True) -> pl.Trainer:
     t = cfg.trainer
+    val_batches = (t.limit_batches or 1.0) if validate else 0  # 1.0: every batch; 0: no validation loop
     return pl.Trainer(
         max_epochs=t.max_epochs,
         accelerator=t.accelerator,
@@ -139,6 +140,6 @@ def build_trainer(cfg: Config, checkpoint_dir: Path, callbacks: Callbacks) -> pl
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_train_batches=t.limit_batches or 1.0,  # 1.0: every batch
-        limit_val_batches=t.limit_batches or 1.0,
+        limit_val_batches=val_batches,
         default_root_dir=checkpoint_dir,
     )

@@ -58,15 +58,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def best_checkpoint(checkpoint_dir: Path, task: Task) -> ModelCheckpoint:
+def best_checkpoint(checkpoint_dir: Path, task: Task | None) -> ModelCheckpoint:
     """`best.ckpt`: the epoch with the best monitored metric (the highest val/acc, the lowest
     val/mae; the first of equals), saved at the end of the training epoch, after EpochRecorder
-    has the epoch's row."""
+    has the epoch's row. With no `task` (a fit without validation) the final epoch's model."""
     return ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
-        monitor=task.monitor,
-        mode=task.mode,
+        monitor=task.monitor if task else None,
+        mode=task.mode if task else "min",
         save_on_train_epoch_end=True,
         enable_version_counter=False,
     )

@@ -5,12 +5,15 @@ The training and validation splits are pooled and cut into k folds (stratified b
 classification); for each fold the normalisation is fitted on its training part only, and the
 test split is never read.
 The train stage hands `cross_validate` to the fit as its `after_fit`: the folds run once the
-main model is trained, as MLflow child runs of its run.
+main model is trained, as MLflow child runs of its run. With `split.refit` the model the stage
+publishes is then retrained, as one more child run, on the training and validation splits
+together for the epoch count the folds chose (the classic k-fold recipe's final model).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -58,7 +61,7 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
     x = np.concatenate([p["x"] for p in parts])
     y = np.concatenate([p["y"] for p in parts])
     summary = read_json(paths.summary)
-    fold_cfg = dataclasses.replace(cfg, split=dataclasses.replace(cfg.split, folds=None))
+    fold_cfg = dataclasses.replace(cfg, split=dataclasses.replace(cfg.split, folds=None, refit=False))
     scores, curves = [], []
     with tempfile.TemporaryDirectory(prefix="folds-") as tmp:
         for i, fold in enumerate(fold_indices(y, k, cfg.seed, task.name == "classification"), start=1):
@@ -73,13 +76,46 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
     smoothed = [row[f"cv/{task.monitor}_smoothed"] for row in per_epoch.values()]
     best = smoothed.index(max(smoothed) if task.higher_is_better else min(smoothed)) + 1
     print(f"train: {k} folds: {task.monitor} {statistics.fmean(scores):.4f}; best epoch by the smoothed mean {best}")
-    return {
+    added = {
         f"cv/{task.monitor}_mean": statistics.fmean(scores),
         f"cv/{task.monitor}_std": statistics.stdev(scores),
         "cv/folds": float(k),
         "cv/best_epoch": float(best),
         "per_epoch": per_epoch,
     }
+    if cfg.split.refit:
+        added.update(refit(cfg, paths, best, parent_run_id))
+    return added
+
+
+def refit(cfg: Config, paths: TrainPaths, epochs: int, parent_run_id: str) -> dict:
+    """Train the model to publish on the training and validation splits together for `epochs`
+    epochs, with no validation: the final epoch is kept. The inputs stay normalised with the
+    statistics the normalise stage fitted on the training split (the checkpoint carries them and
+    the test split was normalised with them). Its directory sits beside the checkpoints, so a
+    killed refit resumes."""
+    where = paths.checkpoints / "refit"
+    data = where / "normalised"
+    data.mkdir(parents=True, exist_ok=True)
+    parts = [load_arrays(paths.data / f"{s}.npz") for s in ("train", "val")]
+    save_arrays(
+        data / "train.npz", x=np.concatenate([p["x"] for p in parts]), y=np.concatenate([p["y"] for p in parts])
+    )
+    save_arrays(data / "val.npz", **parts[1])  # read by the data module, never run: no validation loop
+    shutil.copyfile(paths.data / "stats.json", data / "stats.json")
+    summary = read_json(paths.summary)
+    examples = len(parts[0]["y"]) + len(parts[1]["y"])
+    write_json(where / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})
+    refit_cfg = dataclasses.replace(
+        cfg,
+        split=dataclasses.replace(cfg.split, folds=None, refit=False),
+        trainer=dataclasses.replace(cfg.trainer, max_epochs=epochs),
+    )
+    refit_paths = TrainPaths.scratch(where, paths.params, data, where / "summary.json")
+    name = f"refit on train + val, {epochs} epochs"
+    train(refit_cfg, refit_paths, run_name=name, parent_run_id=parent_run_id, validate=False)
+    print(f"train: {name} ({examples} examples): this model is the one evaluated and served")
+    return {"refit/epochs": float(epochs), "refit/examples": float(examples), "model": refit_paths.out / "model.ckpt"}
 
 
 SMOOTHING = 0.9  # the classic recipe's exponential moving average of the fold-mean curve

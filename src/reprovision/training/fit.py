@@ -28,8 +28,9 @@ from reprovision.training.callbacks import checkpoint_note
 from reprovision.training.paths import TrainPaths
 from reprovision.training.timing import Stopwatch
 
-# The MLflow run id -> metrics added to the summary, and under "per_epoch" {epoch: {name: value}}
-# columns added to the curves (and logged per epoch).
+# The MLflow run id -> metrics added to the summary, under "per_epoch" {epoch: {name: value}}
+# columns added to the curves (and logged per epoch), and under "model" a checkpoint to publish
+# instead of the best epoch's (a refit's).
 AfterFit = Callable[[str], dict]
 
 
@@ -45,14 +46,16 @@ def train(
     parent_run_id: str | None = None,
     started: float | None = None,
     after_fit: AfterFit | None = None,
+    validate: bool = True,
 ) -> dict | None:
     """Train (or resume) and publish: the best checkpoint and its MLflow run to `paths.out`, the
     summary metrics, the curves, where the time went (seconds since `started`, default: now).
 
     `after_fit(run_id)` runs once training is done, before anything is written (cross-validation
     hands its folds' metrics over here). A run with a `parent_run_id` (a fold, a sweep trial) is
-    compared in MLflow, not served: no MLflow model is logged for it. Returns the summary
-    metrics, or None in every data-parallel process but the first.
+    compared in MLflow, not served: no MLflow model is logged for it. Without `validate` (a
+    refit on train + val) no validation runs and the final epoch's model is the one kept.
+    Returns the summary metrics, or None in every data-parallel process but the first.
     """
     if cfg.split.folds and after_fit is None:
         raise ValueError("split.folds is set: train through crossval.train_and_cross_validate")
@@ -61,8 +64,8 @@ def train(
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, paths.data)
     module = build_module(cfg, datamodule.stats)
-    callbacks = build_callbacks(cfg, paths.checkpoints, stopwatch)
-    trainer = build_trainer(cfg, paths.checkpoints, callbacks)
+    callbacks = build_callbacks(cfg, paths.checkpoints, stopwatch, validate)
+    trainer = build_trainer(cfg, paths.checkpoints, callbacks, validate)
     # Under data-parallel training every process runs this function (Lightning's launcher starts
     # the others with the same command; torchrun and SLURM start them all). Only the first process
     # (global rank 0) writes: the MLflow run, resume.json, the outputs.
@@ -141,13 +144,15 @@ def conclude(
     callbacks.checkpoint_io.write_held()  # written with the final last.ckpt, unless training ended otherwise
     rows = callbacks.recorder.rows
     summary = publish.summarise(rows, cfg.data.task_spec)
+    best_model = Path(callbacks.best.best_model_path)
     if after_fit is not None:
         added = after_fit(run.run_id)
         per_epoch = added.pop("per_epoch", {})
+        best_model = added.pop("model", best_model)
         rows = [{**r, **per_epoch.get(int(r["epoch"]), {})} for r in rows]
         run.log_steps(per_epoch)
         summary.update(added)
-    publish.write_outputs(paths, Path(callbacks.best.best_model_path), run, summary, rows)
+    publish.write_outputs(paths, best_model, run, summary, rows)
     publish.log_results(run, paths, summary)
     if parent_run_id is None:  # sweep trials and folds are compared in MLflow, not served
         publish.log_model(cfg, run, paths, summary)

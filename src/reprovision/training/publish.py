@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
 
 def summarise(rows: list[dict[str, float]], task: Task) -> dict[str, float]:
-    """The best epoch's metrics: the first epoch with the best monitored metric, as `best.ckpt` holds."""
-    best = task.best(rows)
-    summary = {k: best[k] for k in task.curve_columns[1:-1]}
+    """The best epoch's metrics: the first epoch with the best monitored metric, as `best.ckpt`
+    holds; the final epoch's training metrics for a fit without validation (a refit)."""
+    best = task.best(rows) if task.monitor in rows[-1] else rows[-1]
+    summary = {k: best[k] for k in task.curve_columns[1:-1] if k in best}
     summary.update({"best_epoch": best["epoch"], "epochs": len(rows)})
     return summary
 
