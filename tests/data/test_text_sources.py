@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tests.data.formats import data_config, md5, npz_bytes, ragged, sha256, use_fixture_checksums
 
-from reprovision.data import keras
+from reprovision.data import documents, keras
 from reprovision.data.raw import PAD, RESERVED_WORDS, START
 from reprovision.data.sources import download, read
 from reprovision.errors import DataError
@@ -269,3 +269,20 @@ def test_textfolder_keeps_the_archive_limits(tmp_path):
     )  # fmt: skip
     with pytest.raises(DataError, match=r"over data\.archive\.max_members=3"):
         download(cfg, tmp_path / "raw")
+
+
+def test_textfolder_refuses_one_huge_document_before_padding_every_other_to_it(tmp_path, monkeypatch):
+    # 5 documents, the longest 7 words: 5 x 8 cells padded. A limit of 39 cells refuses them at
+    # download, naming the length and the fix, and keeps nothing; 40 is enough.
+    texts = write_texts(tmp_path / "texts", TEXTS)
+    cfg = data_config("data=textfolder", f"data.path={texts}", "model=text_cnn")
+    monkeypatch.setattr(documents, "MAX_PADDED_CELLS", 39)
+    with pytest.raises(DataError) as err:
+        download(cfg, tmp_path / "raw")
+    message = str(err.value)
+    assert message.startswith("textfolder: the longest document has 7 words; padding all 5 documents to it")
+    assert message.endswith("shorten that document or cut it into several") and "\n" not in message
+    assert not (tmp_path / "raw").exists()
+    monkeypatch.setattr(documents, "MAX_PADDED_CELLS", 40)
+    download(cfg, tmp_path / "raw")
+    assert read("textfolder", tmp_path / "raw", cfg).x_train.shape == (3, 8)

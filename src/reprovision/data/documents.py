@@ -11,11 +11,25 @@ from reprovision.data.raw import PAD, START
 from reprovision.errors import DataError
 
 
+# Padded rows cost (documents x longest document) cells: one huge file among many short ones
+# would otherwise take memory the size of every document padded to it. 2^28 int32 cells are 1 GiB
+# (IMDB's 50,000 reviews padded to its longest, 2,494 words, are 125 million).
+MAX_PADDED_CELLS = 2**28
+
+
 def pad_documents(*splits: Sequence[Sequence[int]], offset: int = 0, where: str = "text") -> list[np.ndarray]:
     """Each split's documents (each a sequence of ids, `offset` added to every id) as int32 rows
-    [START, ids...], padded with PAD to the one longest document of all splits: their rows line up."""
+    [START, ids...], padded with PAD to the one longest document of all splits: their rows line up.
+    Refused, before anything is allocated, when that would take over MAX_PADDED_CELLS cells."""
     lengths = [np.fromiter(map(len, docs), dtype=np.int64, count=len(docs)) for docs in splits]
     width = 1 + max((int(n.max()) for n in lengths if len(n)), default=0)
+    documents = sum(map(len, lengths))
+    if documents * width > MAX_PADDED_CELLS:
+        raise DataError(
+            f"{where}: the longest document has {width - 1:,} words; padding all {documents:,} documents to it "
+            f"would take {documents * width * 4 / 2**30:.1f} GiB (limit {MAX_PADDED_CELLS * 4 / 2**30:g} GiB): "
+            "shorten that document or cut it into several"
+        )
     rows = []
     for docs, n in zip(splits, lengths, strict=True):
         flat = np.fromiter(chain.from_iterable(docs), dtype=np.int64, count=int(n.sum())) + offset
