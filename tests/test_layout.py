@@ -87,9 +87,9 @@ def test_a_stages_dvc_deps_cover_every_project_module_it_runs(stage):
 
 def test_the_import_walk_sees_function_level_imports_and_packages():
     # The train stage reaches the fit only through other modules; the report stage imports the
-    # classifier through reporting; a function-level import counts like any other.
+    # trained model through reporting; a function-level import counts like any other.
     assert "reprovision.training.fit" in closure("reprovision.stages.train")
-    assert "reprovision.models.module" in closure("reprovision.stages.report")
+    assert "reprovision.models.predictor" in closure("reprovision.stages.report")
     assert "reprovision.models" in closure("reprovision.stages.report")  # the package __init__
     inside = "def f():\n    from reprovision.data import augment\n"
     assert "reprovision.data.augment" in imported("reprovision.stages.train", inside)

@@ -394,7 +394,7 @@ def mlflow_download(work, uri: str, dest) -> str:
     from reprovision.tracking import fluent_api
 
     dest.mkdir()
-    with fluent_api(f"sqlite:///{work / 'mlflow.db'}"):  # see predict.load_model: the global URI is needed
+    with fluent_api(f"sqlite:///{work / 'mlflow.db'}"):  # see predict.open_model: the global URI is needed
         return mlflow.artifacts.download_artifacts(uri, dst_path=str(dest))
 
 

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from reprovision.config import compose, validate
 from reprovision.errors import BadInput
-from reprovision.models.module import load_model
+from reprovision.models.predictor import load_predictor
 from reprovision.tracking import MAX_PARAM_CHARS, PipelineRun
 
 
@@ -26,7 +26,7 @@ def test_a_checkpoint_that_runs_code_on_load_is_refused(tmp_path):
     path = tmp_path / "model.ckpt"
     torch.save({"hyper_parameters": {}, "state_dict": {}, "extra": RunsCode()}, path)
     with pytest.raises(BadInput, match="refusing to load"):
-        load_model(path)
+        load_predictor(path)
     assert not marker.exists()
 
 

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from tests.project import ROOT, dvc, project_copy, reprovision
 
 from reprovision.files import load_arrays, read_csv
-from reprovision.models.module import load_model
+from reprovision.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
 QUICK = ("-S", "trainer.progress_bar=false", "-S", "model=mlp", "-S", "optim=rmsprop")
@@ -127,7 +127,7 @@ def test_text_folder_with_the_convolutional_text_model(project):
         "-S", "data.max_length=30", "-S", "trainer.max_epochs=15", "-S", "optim=adam", "-S", "optim.lr=0.01")  # fmt: skip
     eval_json = json.loads((work / "metrics" / "eval.json").read_text())
     assert eval_json["test/acc"] >= 0.9
-    model = load_model(work / "models" / "model.ckpt")
+    model = load_predictor(work / "models" / "model.ckpt")
     assert {"great", "awful"} <= set(model.hparams.inputs["vocabulary"])
     out = json.loads(reprovision(work, "predict", "--text", "What a GREAT film.", "--text", "Awful.", "--json").stdout)
     assert [r["top"][0]["class"] for r in out] == ["pos", "neg"]

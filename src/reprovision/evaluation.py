@@ -11,37 +11,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
-from torchmetrics.functional.classification import (
-    multiclass_accuracy,
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
 
 from reprovision import plots, tracking
-from reprovision.data.datamodule import NormalisedDataModule
-from reprovision.files import atomic_file, write_csv, write_json
-from reprovision.models.module import Model, load_model
+from reprovision.files import atomic_file, load_arrays, write_csv, write_json
+from reprovision.models.predictor import Predictor, load_predictor
 from reprovision.tasks import CLASSIFICATION, REGRESSION
+
+# The test metrics are computed here with torch, as torchmetrics defines them (tests/test_evaluation.py
+# compares the two): importing torchmetrics costs the stage seconds of start-up (it imports
+# torchvision's models and scipy.signal); computing them takes microseconds.
+
+
+def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a / b in floating point, 0 where b is 0 (torchmetrics' zero_division=0)."""
+    a, b = a.float(), b.float()
+    return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
 
 
 def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict:
-    """Test metrics from logits: accuracy, macro-F1, loss, per-class precision/recall, matrix."""
+    """Test metrics from logits: accuracy, macro-F1 (over the classes that occur in the targets or
+    the predictions), loss, per-class precision/recall/F1, the confusion matrix (rows: actual)."""
     k = len(classes)
+    matrix = torch.bincount(targets * k + logits.argmax(1), minlength=k * k).reshape(k, k)
+    tp = matrix.diagonal()
+    fp, fn = matrix.sum(0) - tp, matrix.sum(1) - tp
     per_class = {
-        "precision": multiclass_precision(logits, targets, k, average="none", zero_division=0),
-        "recall": multiclass_recall(logits, targets, k, average="none", zero_division=0),
-        "f1": multiclass_f1_score(logits, targets, k, average="none", zero_division=0),
+        "precision": divide(tp, tp + fp),
+        "recall": divide(tp, tp + fn),
+        "f1": divide(2 * tp, 2 * tp + fn + fp),
     }
-    support = torch.bincount(targets, minlength=k)
+    present = (tp + fp + fn > 0).float()
+    support = matrix.sum(1)
     return {
-        "test/acc": multiclass_accuracy(logits, targets, k, average="micro").item(),
-        "test/f1_macro": multiclass_f1_score(logits, targets, k, average="macro").item(),
+        "test/acc": divide(tp.sum(), support.sum()).item(),
+        "test/f1_macro": divide(present * per_class["f1"], present.sum()).sum().item(),
         "test/loss": F.cross_entropy(logits, targets).item(),
         "per_class": [
             {
@@ -51,18 +56,22 @@ def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes:
             }
             for i, name in enumerate(classes)
         ],
-        "confusion_matrix": multiclass_confusion_matrix(logits, targets, k).tolist(),
+        "confusion_matrix": matrix.tolist(),
     }
 
 
 def regression_metrics(predicted: torch.Tensor, actual: torch.Tensor) -> dict:
     """Test metrics of predicted values, in the target's units: MAE, MSE, RMSE and R²."""
-    mse = mean_squared_error(predicted, actual).item()
+    n = len(actual)
+    residual = actual - predicted
+    mse = (torch.sum(residual * residual) / n).item()
+    total = torch.sum(actual)
+    spread = torch.sum(actual * actual) - total * (total / n)  # the total sum of squares
     return {
-        "test/mae": mean_absolute_error(predicted, actual).item(),
+        "test/mae": (torch.sum(torch.abs(predicted - actual)) / n).item(),
         "test/mse": mse,
         "test/rmse": mse**0.5,
-        "test/r2": r2_score(predicted, actual).item(),
+        "test/r2": (1 - torch.sum(residual * residual) / spread).item(),
     }
 
 
@@ -77,16 +86,15 @@ def evaluate(
     accelerator: str,
     tta: bool = False,
     batch_size: int = 1024,
-    loader: str = "device",
     tracking_uri: str | None = None,
     limit_batches: int | None = None,
 ) -> dict:
     """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to the MLflow
     run recorded in `run_file` (`tracking_uri`, the configured store, supplies its credentials); `tta`
     averages each image's and its mirror's predicted probabilities."""
-    module = load_model(model_dir / "model.ckpt")
+    module = load_predictor(model_dir / "model.ckpt")
     module.flip_tta = tta
-    outputs, targets = predict_test(module, data_dir, accelerator, batch_size, loader, limit_batches)
+    outputs, targets = predict_test(module, data_dir, accelerator, batch_size, limit_batches)
     if module.task.name == "classification":
         headline, logged = write_classification(out_dir, outputs, targets, module.hparams.classes)
     else:
@@ -101,21 +109,28 @@ def evaluate(
     return headline
 
 
-def predict_test(module: Model, data_dir: Path, accelerator: str, batch_size: int, loader: str, limit_batches=None):
+def predict_test(module: Predictor, data_dir: Path, accelerator: str, batch_size: int, limit_batches=None):
     """The outputs (logits, or predicted values) and targets of the test split (its first
-    `limit_batches` batches in a smoke run; else all of it), through Lightning's predict loop."""
-    datamodule = NormalisedDataModule(data_dir, batch_size, loader=loader, eval_batch_size=batch_size)
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_predict_batches=limit_batches or 1.0,
-    )
-    outputs = torch.cat(trainer.predict(module, datamodule=datamodule)).float().cpu()
-    return outputs, datamodule.datasets["test"].tensors[1][: len(outputs)].cpu()  # in order: a sequential sampler
+    `limit_batches` batches in a smoke run; else all of it), in order, a batch at a time."""
+    arrays = load_arrays(data_dir / "test.npz")
+    x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+    rows = min(len(x), limit_batches * batch_size) if limit_batches else len(x)
+    device = inference_device(accelerator)
+    module.to(device).eval()
+    with torch.inference_mode():
+        batches = [
+            module.predict_step((x[i : min(i + batch_size, rows)].to(device),)) for i in range(0, rows, batch_size)
+        ]
+    return torch.cat(batches).float().cpu(), y[:rows]
+
+
+def inference_device(accelerator: str) -> torch.device:
+    """trainer.accelerator as a device: cpu, gpu (CUDA), or auto (CUDA, then Apple's MPS, then the CPU)."""
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if accelerator == "gpu" or torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
 
 
 def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> tuple[dict, dict]:

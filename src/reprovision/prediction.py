@@ -16,12 +16,12 @@ import torch
 from reprovision.data.imagefolder import decode_image
 from reprovision.data.text import encode
 from reprovision.errors import BadInput
-from reprovision.models.module import Model
+from reprovision.models.predictor import Predictor
 
 BATCH = 256  # inputs decoded and run through the net at a time: memory stays bounded for any number
 
 
-def answers(module: Model, batches: Iterable[np.ndarray]) -> np.ndarray:
+def answers(module: Predictor, batches: Iterable[np.ndarray]) -> np.ndarray:
     """The model's answer for each raw row of each batch: (N, classes) probabilities for a
     classifier, (N,) predicted values for a regression model; float64."""
     classify = module.task.name == "classification"
@@ -37,7 +37,7 @@ def _batches(n: int) -> Iterator[slice]:
     return (slice(start, start + BATCH) for start in range(0, n, BATCH))
 
 
-def predict_images(module: Model, images: list[bytes], names: list[str]) -> np.ndarray:
+def predict_images(module: Predictor, images: list[bytes], names: list[str]) -> np.ndarray:
     """Answers for image files of any size or mode: each is decoded, converted to the model's
     channels and size (`names` say which file a decoding error is about), then normalised."""
     channels, height, width = module.hparams.inputs["shape"]
@@ -52,7 +52,7 @@ def predict_images(module: Model, images: list[bytes], names: list[str]) -> np.n
     return answers(module, (decoded(part) for part in _batches(len(images))))
 
 
-def predict_texts(module: Model, texts: list[str]) -> np.ndarray:
+def predict_texts(module: Predictor, texts: list[str]) -> np.ndarray:
     """Answers for documents: tokenized and encoded into the model's vocabulary as its training
     split was (unknown words to UNKNOWN, cut to `max_length` words), and never longer than the
     longest document the model was trained on: one huge request cannot make every batch huge."""
@@ -62,7 +62,7 @@ def predict_texts(module: Model, texts: list[str]) -> np.ndarray:
     return answers(module, encoded)
 
 
-def table_rows(module: Model, frame: pd.DataFrame, where: str, rows: list[str]) -> np.ndarray:
+def table_rows(module: Predictor, frame: pd.DataFrame, where: str, rows: list[str]) -> np.ndarray:
     """The model's feature columns of `frame`, picked by name in the model's order, as float32
     (N, F). Other columns (the target, an id) are ignored. A missing feature column, or a cell that
     is not a finite number, is a one-line BadInput naming it (`where` the source, `rows` its rows)."""
@@ -91,14 +91,14 @@ def table_rows(module: Model, frame: pd.DataFrame, where: str, rows: list[str]) 
     return out
 
 
-def predict_table(module: Model, frame: pd.DataFrame, where: str, rows: list[str]) -> np.ndarray:
+def predict_table(module: Predictor, frame: pd.DataFrame, where: str, rows: list[str]) -> np.ndarray:
     """Answers for table rows of raw feature values (see table_rows), normalised with the training
     split's statistics."""
     x = table_rows(module, frame, where, rows)
     return answers(module, (x[part] for part in _batches(len(x))))
 
 
-def predict_frame(module: Model, frame: pd.DataFrame) -> pd.DataFrame:
+def predict_frame(module: Predictor, frame: pd.DataFrame) -> pd.DataFrame:
     """The served model: a frame of inputs as the model takes them (an `image` column of base64
     image files, a `text` column of documents, or the table's feature columns) to a frame of
     answers (answer_frame). Errors name rows by position, from 0."""
@@ -129,7 +129,7 @@ TAKES = {  # what the served model takes in a column named after the input kind
 }
 
 
-def answer_frame(module: Model, answers: np.ndarray) -> pd.DataFrame:
+def answer_frame(module: Predictor, answers: np.ndarray) -> pd.DataFrame:
     """The served model's answer: a regression model's `predicted` values, or a classifier's
     probability_frame."""
     if module.task.name == "regression":

@@ -20,9 +20,9 @@ from mlflow.pyfunc import PythonModel
 
 class ServedModel(PythonModel):
     def load_context(self, context) -> None:
-        from reprovision.models.module import load_model
+        from reprovision.models.predictor import load_predictor
 
-        self.module = load_model(context.artifacts["checkpoint"])
+        self.module = load_predictor(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """One row of answers per input row (see the module's docstring); a bad row is a one-line

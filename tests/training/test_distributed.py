@@ -20,7 +20,7 @@ from reprovision.data.sources import download
 from reprovision.data.splitting import split
 from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays
-from reprovision.models.module import load_model
+from reprovision.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     # Validation accuracy counted over exactly the validation images: the logged value of the
     # best epoch equals that checkpoint's accuracy on the whole val split, in one process.
     logged = json.loads((two / "train.json").read_text())["val/acc"]
-    module = load_model(two / "checkpoints" / "best.ckpt")
+    module = load_predictor(two / "checkpoints" / "best.ckpt")
     val = load_arrays(work / "normalised" / "val.npz")
     with torch.no_grad():
         right = (module(torch.from_numpy(val["x"])).argmax(1).numpy() == val["y"]).sum()

@@ -19,7 +19,7 @@ from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
 from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays, read_csv, read_json, write_json
-from reprovision.models.module import load_model
+from reprovision.models.predictor import load_predictor
 from reprovision.training.checkpoints import AtomicCheckpointIO
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
@@ -74,7 +74,7 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     ckpt = torch.load(tmp_path / "models" / "model.ckpt", weights_only=True)
     assert _plain(ckpt["hyper_parameters"])
     # The training split's statistics travel with the model: raw uint8 in, same input out.
-    module = load_model(tmp_path / "models" / "model.ckpt")
+    module = load_predictor(tmp_path / "models" / "model.ckpt")
     raw = torch.from_numpy(load_arrays(tiny_split / "test.npz")["x"])
     expected = torch.from_numpy(load_arrays(tmp_path / "norm" / "test.npz")["x"])
     assert torch.allclose(module.preprocess(raw), expected, atol=1e-6)
@@ -134,7 +134,7 @@ def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_pr
     # The weights themselves score that epoch's val/acc.
     val = load_arrays(tmp_path / "norm" / "val.npz")
     with torch.no_grad():
-        predicted = load_model(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
+        predicted = load_predictor(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
     assert (predicted == val["y"]).mean() == pytest.approx(float(best["val/acc"]))
 
     metrics = tmp_path / "metrics"
@@ -226,7 +226,7 @@ def test_a_compiled_run_reports_its_compile_time_and_a_second_run_reads_the_cach
     assert cold["train_images"] == warm["train_images"] == 2 * 60 and cold["train_s"] > 0 and cold["startup_s"] > 0
     assert (tmp_path / "cold" / "train.json").read_text() == (tmp_path / "warm" / "train.json").read_text()
     # The compiled net's checkpoint is a plain one: same keys as an uncompiled net, loads and predicts.
-    module = load_model(tmp_path / "warm" / "models" / "model.ckpt")
+    module = load_predictor(tmp_path / "warm" / "models" / "model.ckpt")
     assert not any("_orig_mod" in k for k in torch.load(tmp_path / "warm" / "models" / "model.ckpt")["state_dict"])
     assert module(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
 

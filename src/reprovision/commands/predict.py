@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from reprovision.errors import BadInput
-from reprovision.models.module import Model, load_model
+from reprovision.models.predictor import Predictor, load_predictor
 from reprovision.prediction import predict_images, predict_table, predict_texts, top_k
 from reprovision.urls import masked
 
 
-def open_model(model: str, tracking_uri: str | None) -> Model:
+def open_model(model: str, tracking_uri: str | None) -> Predictor:
     """The model at a checkpoint path, or the checkpoint of an MLflow model (downloaded to a
     temporary directory, loaded with weights_only=True, removed)."""
     if not model.startswith(("runs:/", "models:/")):
@@ -35,7 +35,7 @@ def open_model(model: str, tracking_uri: str | None) -> Model:
         path = path / "model.ckpt" if path.is_dir() else path
         if not path.is_file():
             raise BadInput(f"{model}: no checkpoint there; train first (dvc repro) or pass --model PATH|runs:/ID/model")
-        return load_model(path)
+        return load_predictor(path)
     import mlflow
     import yaml
     from mlflow.exceptions import MlflowException
@@ -59,7 +59,7 @@ def open_model(model: str, tracking_uri: str | None) -> Model:
             raise BadInput(f"{model}: not a model logged by this pipeline (it has no checkpoint artifact)") from None
         if not checkpoint.is_relative_to(local):  # metadata from the store names only files in the model
             raise BadInput(f"{model}: its MLmodel points outside the model directory; refusing it")
-        return load_model(checkpoint)
+        return load_predictor(checkpoint)
 
 
 def default_tracking_uri() -> str:
@@ -139,7 +139,7 @@ def input_kind(args: argparse.Namespace) -> str:
     return given[0]
 
 
-def answers_for(module: Model, kind: str, args: argparse.Namespace) -> tuple[list[dict], np.ndarray]:
+def answers_for(module: Predictor, kind: str, args: argparse.Namespace) -> tuple[list[dict], np.ndarray]:
     """What each input is (a dict naming it, as --json prints it) and the model's answers for them."""
     if kind == "image":
         images = [read_input_file(p, "an image file", "*.png") for p in args.images]

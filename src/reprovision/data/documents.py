@@ -10,7 +10,6 @@ import numpy as np
 from reprovision.data.raw import PAD, START
 from reprovision.errors import DataError
 
-
 # Padded rows cost (documents x longest document) cells: one huge file among many short ones
 # would otherwise take memory the size of every document padded to it. 2^28 int32 cells are 1 GiB
 # (IMDB's 50,000 reviews padded to its longest, 2,494 words, are 125 million).

@@ -1,11 +1,7 @@
-"""The LightningModule that trains any net for its task: the math of a step, the loss, the optimizer."""
+"""The LightningModule that trains any net for its task: the math of a step, the loss, the optimizer.
+Its forward pass and input preprocessing are `predictor.Inference`'s, shared with inference."""
 
 from __future__ import annotations
-
-import math
-import pickle
-import re
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -14,13 +10,13 @@ from pytorch_lightning.plugins.precision import MixedPrecision
 from torchmetrics import MeanAbsoluteError, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from reprovision.errors import BadInput
-from reprovision.models.nets import NETS, build_net, init_weights
+from reprovision.models.nets import build_net, init_weights
 from reprovision.models.optimizers import FUSED_DEVICES, build_optimizer, lr_schedule
+from reprovision.models.predictor import Inference
 from reprovision.tasks import TASKS
 
 
-class Model(pl.LightningModule):
+class Model(Inference, pl.LightningModule):
     """Any net of `models.nets` trained for its task: classification (cross-entropy, accuracy) or
     regression (mean squared error, mean absolute error), chosen by `task`.
 
@@ -58,22 +54,6 @@ class Model(pl.LightningModule):
             setattr(self, f"{split}_loss", MeanMetric(nan_strategy="disable"))
         self.flip_tta = False  # predict_step: average each image's and its mirror's predictions
         self.epoch_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # see _shared_step
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return out if self.task.name == "classification" else out.squeeze(1)
-
-    def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw rows to the net's input: uint8 images (N, C, H, W) or table rows (N, F) normalised
-        with the training split's statistics; text token ids pass as they are."""
-        inputs = self.hparams.inputs
-        if inputs["kind"] == "text":
-            return raw
-        mean = torch.tensor(inputs["mean"], device=raw.device)
-        std = torch.tensor(inputs["std"], device=raw.device)
-        if inputs["kind"] == "image":
-            return (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return (raw.float() - mean) / std
 
     def losses(self, outputs: torch.Tensor, y: torch.Tensor, split: str) -> torch.Tensor:
         """One loss per example: cross-entropy (label smoothing in training only, so val/test
@@ -124,16 +104,6 @@ class Model(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test")
 
-    def predict_step(self, batch, batch_idx):
-        outputs = self(batch[0])
-        if not self.flip_tta:
-            return outputs
-        # Mean class probabilities of the image and its mirror, as log-probabilities: logits
-        # whose softmax is that mean, so loss and accuracy read them like any others. In log
-        # space, so a class both views rule out stays finite.
-        views = torch.stack([outputs.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
-        return torch.logsumexp(views, 0) - math.log(2)
-
     def on_train_epoch_start(self) -> None:
         self.epoch_outputs = []
         # Named the same for every optimizer, unlike LearningRateMonitor's `lr-<Optimizer>`.
@@ -158,58 +128,3 @@ class Model(pl.LightningModule):
     @property
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint's contents, unpickling nothing but tensors and plain values (weights_only=True).
-    One-line BadInput when it cannot be loaded so: the refused global named, or the file unreadable."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if refused := _refused_globals(path, e):
-            raise BadInput(
-                f"{path}: refusing to load: it would import {', '.join(refused)} (only tensors and plain values "
-                "are loaded); use a checkpoint written by this pipeline"
-            ) from None
-        raise _unreadable(path, e) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, UnicodeDecodeError) as e:
-        raise _unreadable(path, e) from None  # truncated, or not torch.save's format: each gives its own
-    if not isinstance(ckpt, dict):
-        raise BadInput(f"{path}: holds a {type(ckpt).__name__}, not a checkpoint; use one written by this pipeline")
-    return ckpt
-
-
-def _refused_globals(path: str | Path, error: Exception) -> list[str]:
-    """What torch refused to import: its own list, else (an old, non-zip file) its message's."""
-    try:
-        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # not a zip checkpoint
-        return re.findall(r"GLOBAL ([\w.]+)", str(error))
-
-
-def _unreadable(path: str | Path, error: Exception) -> BadInput:
-    message = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]  # torch's first sentence
-    plain = isinstance(error, RuntimeError | pickle.UnpicklingError) and message
-    detail = message if plain else f"{type(error).__name__} {message}".strip()  # KeyError 101, EOFError
-    return BadInput(f"{path}: not a readable checkpoint ({detail}): truncated or not a checkpoint; train again")
-
-
-def load_model(path: str | Path) -> Model:
-    """Load a checkpoint without unpickling arbitrary objects (weights_only=True), refusing in one
-    line one that is not this pipeline's model."""
-    ckpt = load_checkpoint(path)
-    hparams = ckpt.get("hyper_parameters")
-    net = hparams.get("net") if isinstance(hparams, dict) else None
-    if not isinstance(net, dict) or net.get("name") not in NETS:
-        name = net.get("name") if isinstance(net, dict) else None
-        raise BadInput(
-            f"{path}: not a model checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
-            "train it with this version or pass another --model"
-        )
-    try:
-        module = Model(**hparams)
-        module.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # other settings or weights than the net's
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise BadInput(f"{path}: does not fit this pipeline's {net['name']} ({detail}); train it again") from None
-    return module.eval()

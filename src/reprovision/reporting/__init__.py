@@ -11,7 +11,7 @@ from pathlib import Path
 from reprovision import plots
 from reprovision.config import Config
 from reprovision.files import read_csv, read_json
-from reprovision.models.module import load_model
+from reprovision.models.predictor import load_predictor
 from reprovision.reporting import images, tables, text
 from reprovision.reporting.page import RunFiles, figure, page, section
 
@@ -35,7 +35,7 @@ def render_report(
     task, kind = cfg.data.task_spec, cfg.data.kind
     run = RunFiles(
         cfg=cfg,
-        model=load_model(model_dir / "model.ckpt"),
+        model=load_predictor(model_dir / "model.ckpt"),
         predictions=read_csv(metrics_dir / "evaluation" / f"{task.rows}.csv"),
         metrics_dir=metrics_dir,
         split_dir=split_dir,

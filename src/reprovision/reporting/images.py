@@ -10,7 +10,7 @@ import torch
 
 from reprovision import inspection, plots
 from reprovision.config import Config
-from reprovision.models.module import Model
+from reprovision.models.predictor import Predictor
 from reprovision.reporting.confusion import confusion_sections, misclassified
 from reprovision.reporting.page import RunFiles, figure, section
 
@@ -59,7 +59,7 @@ def gallery_html(predictions, images: np.ndarray, classes: list[str], size: int)
     return "\n".join(gallery) or "<p>No misclassified test images.</p>"
 
 
-def inspection_html(cfg: Config, module: Model, images: np.ndarray, predictions) -> str:
+def inspection_html(cfg: Config, module: Predictor, images: np.ndarray, predictions) -> str:
     """Saliency, Grad-CAM and occlusion maps for a seeded choice of correct and wrong test images,
     each explaining the class the model predicted; and the first conv layer's filters."""
     r = cfg.report

@@ -13,7 +13,7 @@ import numpy as np
 from reprovision import plots
 from reprovision.config import Config
 from reprovision.files import load_arrays, read_json
-from reprovision.models.module import Model
+from reprovision.models.predictor import Predictor
 
 
 @dataclass
@@ -22,7 +22,7 @@ class RunFiles:
     predictions, and the directories of its metrics, the split and (text) the normalised split."""
 
     cfg: Config
-    model: Model
+    model: Predictor
     predictions: list[dict[str, str]]
     metrics_dir: Path
     split_dir: Path

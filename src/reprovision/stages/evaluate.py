@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> None:
         cfg.trainer.accelerator,
         cfg.evaluate.tta,
         cfg.data.eval_batch_size,
-        cfg.data.loader,
         tracking.tracking_uri(cfg),
         cfg.trainer.limit_batches,
     )

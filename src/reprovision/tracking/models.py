@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 SERVING_CODE = Path(__file__).parents[1] / "serving.py"  # the MLflow model's code (models from code)
 CHAMPION = "champion"  # the registry alias that follows the best monitored validation metric
-SERVING_PACKAGES = ("torch", "pytorch-lightning", "torchmetrics", "mlflow", "numpy", "pandas", "pillow")
+# What the served model imports (models.predictor: torch alone, no Lightning or torchmetrics).
+SERVING_PACKAGES = ("torch", "mlflow", "numpy", "pandas", "pillow")
 
 
 def model_signature(stats: dict) -> tuple[list, list]:

@@ -19,7 +19,7 @@ from reprovision import tracking
 from reprovision.config import Config
 from reprovision.errors import BadInput
 from reprovision.files import read_json, sha256_file, write_json
-from reprovision.models.module import load_checkpoint
+from reprovision.models.predictor import load_checkpoint
 from reprovision.tracking.datasets import log_split_inputs
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths

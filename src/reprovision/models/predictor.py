@@ -1,0 +1,129 @@
+"""A trained model for inference, with torch alone: what evaluate, report, predict and the served
+model load.
+
+Lightning and torchmetrics are for training: importing them costs seconds at every start (they
+import torchvision's models, torch._dynamo and scipy.signal), which a stage that only runs the net
+forward does not need. `Inference` holds what both sides share (the forward pass, raw input to
+the net's input, flip test-time augmentation); the training module, `module.Model`, adds the
+rest. A checkpoint's weights load into either: both keep the net under `net.`.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from reprovision.errors import BadInput
+from reprovision.models.nets import NETS, build_net, init_weights
+from reprovision.tasks import TASKS, Task
+
+
+class Inference:
+    """The forward pass of a net trained for its task, for any nn.Module holding `net`, `task`,
+    `hparams.inputs` (the normalise stage's fit) and `flip_tta`."""
+
+    net: nn.Module
+    task: Task
+    flip_tta: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        return out if self.task.name == "classification" else out.squeeze(1)
+
+    def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw rows to the net's input: uint8 images (N, C, H, W) or table rows (N, F) normalised
+        with the training split's statistics; text token ids pass as they are."""
+        inputs = self.hparams.inputs
+        if inputs["kind"] == "text":
+            return raw
+        mean = torch.tensor(inputs["mean"], device=raw.device)
+        std = torch.tensor(inputs["std"], device=raw.device)
+        if inputs["kind"] == "image":
+            return (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        return (raw.float() - mean) / std
+
+    def predict_step(self, batch, batch_idx: int = 0):
+        outputs = self(batch[0])
+        if not self.flip_tta:
+            return outputs
+        # Mean class probabilities of the image and its mirror, as log-probabilities: logits
+        # whose softmax is that mean, so loss and accuracy read them like any others. In log
+        # space, so a class both views rule out stays finite.
+        views = torch.stack([outputs.log_softmax(1), self(batch[0].flip(3)).log_softmax(1)])
+        return torch.logsumexp(views, 0) - math.log(2)
+
+
+class Predictor(Inference, nn.Module):
+    """A checkpoint's net and what it was trained on (`hparams`: task, classes, inputs, target),
+    ready to answer; the training settings a checkpoint also holds (optimizer, label smoothing)
+    are not needed here."""
+
+    def __init__(self, net: dict, task: str, classes: list[str], inputs: dict, target: str = "", **training) -> None:
+        super().__init__()
+        self.hparams = SimpleNamespace(net=net, task=task, classes=classes, inputs=inputs, target=target, **training)
+        self.task = TASKS[task]
+        kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
+        self.net = build_net(net["name"], inputs, len(classes) if classes else 1, **kwargs)
+        init_weights(self.net, net.get("init", "default"))  # as training builds it: the same random draws
+        self.flip_tta = False
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's contents, unpickling nothing but tensors and plain values (weights_only=True).
+    One-line BadInput when it cannot be loaded so: the refused global named, or the file unreadable."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if refused := _refused_globals(path, e):
+            raise BadInput(
+                f"{path}: refusing to load: it would import {', '.join(refused)} (only tensors and plain values "
+                "are loaded); use a checkpoint written by this pipeline"
+            ) from None
+        raise _unreadable(path, e) from None
+    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, UnicodeDecodeError) as e:
+        raise _unreadable(path, e) from None  # truncated, or not torch.save's format: each gives its own
+    if not isinstance(ckpt, dict):
+        raise BadInput(f"{path}: holds a {type(ckpt).__name__}, not a checkpoint; use one written by this pipeline")
+    return ckpt
+
+
+def _refused_globals(path: str | Path, error: Exception) -> list[str]:
+    """What torch refused to import: its own list, else (an old, non-zip file) its message's."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint
+        return re.findall(r"GLOBAL ([\w.]+)", str(error))
+
+
+def _unreadable(path: str | Path, error: Exception) -> BadInput:
+    message = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]  # torch's first sentence
+    plain = isinstance(error, RuntimeError | pickle.UnpicklingError) and message
+    detail = message if plain else f"{type(error).__name__} {message}".strip()  # KeyError 101, EOFError
+    return BadInput(f"{path}: not a readable checkpoint ({detail}): truncated or not a checkpoint; train again")
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Load a checkpoint without unpickling arbitrary objects (weights_only=True), refusing in one
+    line one that is not this pipeline's model."""
+    ckpt = load_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters")
+    net = hparams.get("net") if isinstance(hparams, dict) else None
+    if not isinstance(net, dict) or net.get("name") not in NETS:
+        name = net.get("name") if isinstance(net, dict) else None
+        raise BadInput(
+            f"{path}: not a model checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
+            "train it with this version or pass another --model"
+        )
+    try:
+        module = Predictor(**hparams)
+        module.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # other settings or weights than the net's
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise BadInput(f"{path}: does not fit this pipeline's {net['name']} ({detail}); train it again") from None
+    return module.eval()
