@@ -51,7 +51,11 @@ def test_classification_metrics_are_torchmetrics_own_to_the_bit(seed):
     args = (logits, targets, 5)
     assert m["test/acc"] == multiclass_accuracy(*args, average="micro").item()
     assert m["test/f1_macro"] == multiclass_f1_score(*args, average="macro").item()
-    for name, metric in (("precision", multiclass_precision), ("recall", multiclass_recall), ("f1", multiclass_f1_score)):
+    for name, metric in (
+        ("precision", multiclass_precision),
+        ("recall", multiclass_recall),
+        ("f1", multiclass_f1_score),
+    ):
         expected = metric(*args, average="none", zero_division=0).tolist()
         assert [r[name] for r in m["per_class"]] == expected, name
 
@@ -74,5 +78,7 @@ def test_stages_that_only_run_a_trained_net_start_without_lightning_or_torchmetr
     # never train.
     modules = ["reprovision.stages.evaluate", "reprovision.stages.report", "reprovision.commands.predict"]
     code = f"import sys; import {', '.join([*modules, 'reprovision.serving'])}; print(sorted(sys.modules))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("'"))
+    loaded = set(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("'")
+    )
     assert not loaded & {"pytorch_lightning", "lightning_fabric", "torchmetrics", "torchvision"}
