@@ -44,11 +44,11 @@ def test_a_regression_champion_is_the_lowest_val_mae(tmp_path):
 
 def test_a_name_shared_by_two_tasks_crowns_each_task_from_its_own_versions(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    client.create_registered_model("shared")
-    client.create_model_version("shared", str(tmp_path), tags={"val_acc": "0.9", "task": "classification"})
-    client.create_model_version("shared", str(tmp_path), tags={"val_mae": "3.0", "task": "regression"})
+    client.create_registered_model("two-tasks")
+    client.create_model_version("two-tasks", str(tmp_path), tags={"val_acc": "0.9", "task": "classification"})
+    client.create_model_version("two-tasks", str(tmp_path), tags={"val_mae": "3.0", "task": "regression"})
     client.create_model_version(
-        "shared", str(tmp_path), tags={"val_mae": "0.5", "task": "classification"}
+        "two-tasks", str(tmp_path), tags={"val_mae": "0.5", "task": "classification"}
     )  # not a regression's
-    assert str(promote_champion(client, "shared", REGRESSION).version) == "2"
-    assert str(promote_champion(client, "shared", CLASSIFICATION).version) == "1"
+    assert str(promote_champion(client, "two-tasks", REGRESSION).version) == "2"
+    assert str(promote_champion(client, "two-tasks", CLASSIFICATION).version) == "1"
