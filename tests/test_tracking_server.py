@@ -17,7 +17,7 @@ from tests.project import BIN, ROOT, dvc, free_port, project_copy, require_postg
 pytestmark = pytest.mark.slow
 
 
-def wait_for(url: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
+def wait_for(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -27,8 +27,7 @@ def wait_for(url: str, server: subprocess.Popen, timeout_s: float = 90) -> None:
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
-                output = server.communicate()[0] if server.stdout else ""
-                raise RuntimeError(f"mlflow server did not start: {(output or '')[-2000:]}") from None
+                raise RuntimeError(f"mlflow server did not start: {log.read_text()[-2000:]}") from None
             time.sleep(0.5)
 
 
@@ -48,23 +47,26 @@ def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
     # Under /tmp, not pytest's private tmp_path: PostgreSQL runs as its own user and must reach it.
     store = Path(tempfile.mkdtemp(prefix="reprovision-server-", dir="/tmp"))
     store.chmod(0o755)
-    server = subprocess.Popen(
-        [
-            str(BIN / "reprovision"),
-            "tracking-server",
-            "--dir",
-            str(store / "server"),
-            "--port",
-            str(port),
-            "--db-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # A file, not a pipe: the server's access log outgrows a pipe's buffer long before the test
+    # reads it, and a server blocked writing a log line answers nothing.
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [
+                str(BIN / "reprovision"),
+                "tracking-server",
+                "--dir",
+                str(store / "server"),
+                "--port",
+                str(port),
+                "--db-port",
+                str(free_port()),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_for(url, server)
+        wait_for(url, server, log)
         # Two queued experiments in parallel workers: both write to the server, and race to
         # register their models, at the same time.
         for lr in ("0.002", "0.0005"):
@@ -98,7 +100,8 @@ def test_two_runs_side_by_side_on_a_team_server_backed_by_postgresql(tmp_path):
         assert alias["alias"] == "champion" and val_acc[champion["model_version"]["run_id"]] == max(val_acc.values())
     finally:
         server.terminate()
-        output = server.communicate(timeout=60)[0]
+        server.wait(timeout=60)
+    output = log.read_text()
     assert "postgresql+psycopg://" in output and "tracking-server: stopped" in output
     assert not (store / "server" / "postgres" / "postmaster.pid").exists()  # the database stopped cleanly
     shutil.rmtree(store)
