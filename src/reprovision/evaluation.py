@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from reprovision import plots, tracking
+from reprovision.errors import BadInput
 from reprovision.files import atomic_file, load_arrays, write_csv, write_json
 from reprovision.models.predictor import Predictor, load_predictor
 from reprovision.tasks import CLASSIFICATION, REGRESSION
@@ -125,12 +126,19 @@ def predict_test(module: Predictor, data_dir: Path, accelerator: str, batch_size
 
 
 def inference_device(accelerator: str) -> torch.device:
-    """trainer.accelerator as a device: cpu, gpu (CUDA), or auto (CUDA, then Apple's MPS, then the CPU)."""
+    """trainer.accelerator as a device, as Lightning reads it: cpu; gpu (CUDA, else Apple's MPS);
+    auto (CUDA, then MPS, then the CPU)."""
     if accelerator == "cpu":
         return torch.device("cpu")
-    if accelerator == "gpu" or torch.cuda.is_available():
+    if torch.cuda.is_available():
         return torch.device("cuda")
-    return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    if accelerator == "gpu":
+        raise BadInput(
+            "trainer.accelerator=gpu but no GPU (CUDA or Apple MPS) here; set trainer.accelerator=cpu or auto"
+        )
+    return torch.device("cpu")
 
 
 def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> tuple[dict, dict]:

@@ -89,9 +89,11 @@ def test_a_directory_given_as_an_image(model, tmp_path, capsys):
     assert err.startswith(f"reprovision predict: error: {tmp_path}: a directory, not an image file")
 
 
-def test_a_truncated_checkpoint(model, tmp_path, capsys):
+@pytest.mark.parametrize("keep", [2000, 0.5], ids=["2000-bytes", "half"])  # torch fails each its own way
+def test_a_truncated_checkpoint(model, tmp_path, capsys, keep):
     (tmp_path / "x.png").write_bytes(png())
-    model.write_bytes(model.read_bytes()[:2000])
+    data = model.read_bytes()
+    model.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
     code, err = predict(capsys, str(tmp_path / "x.png"), "--model", str(model))
     assert code == 2
     assert err.startswith(f"reprovision predict: error: {model}: not a readable checkpoint (") and "\n" not in err
@@ -106,6 +108,29 @@ def test_a_checkpoint_of_an_unknown_net(model, tmp_path, capsys):
     assert code == 2
     assert err.startswith(
         f"reprovision predict: error: {model}: not a model checkpoint of this pipeline (net 'resnet9000'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda c: c["hyper_parameters"].update(task="regression"), "a regression of it needs [1]"),
+        (lambda c: c["hyper_parameters"]["inputs"].update(mean=[0.0, 0.0, 0.0]), "to have 1 channels, but got 3"),
+        (lambda c: c["hyper_parameters"]["inputs"].update(std="abc"), "invalid data type 'str'"),
+        (lambda c: c["state_dict"].popitem(), "Missing key(s) in state_dict: "),
+    ],
+    ids=["task-swapped", "three-means-for-one-channel", "std-a-string", "a-weight-missing"],
+)
+def test_a_checkpoint_whose_settings_contradict_its_weights_is_refused_at_load(model, tmp_path, capsys, change, says):
+    """Found when the model loads, named in one line, not as a traceback at the first prediction."""
+    (tmp_path / "x.png").write_bytes(png())
+    ckpt = torch.load(model, weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, model)
+    code, err = predict(capsys, str(tmp_path / "x.png"), "--model", str(model))
+    assert code == 2 and "\n" not in err, err
+    assert err.startswith(f"reprovision predict: error: {model}: does not fit this pipeline's cnn (") and says in err, (
+        err
     )
 
 

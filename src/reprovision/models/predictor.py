@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from reprovision.errors import BadInput
-from reprovision.models.nets import NETS, build_net, init_weights
+from reprovision.models.nets import NETS, build_net
 from reprovision.tasks import TASKS, Task
 
 
@@ -69,8 +69,7 @@ class Predictor(Inference, nn.Module):
         self.hparams = SimpleNamespace(net=net, task=task, classes=classes, inputs=inputs, target=target, **training)
         self.task = TASKS[task]
         kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
-        self.net = build_net(net["name"], inputs, len(classes) if classes else 1, **kwargs)
-        init_weights(self.net, net.get("init", "default"))  # as training builds it: the same random draws
+        self.net = build_net(net["name"], inputs, len(classes) if classes else 1, **kwargs)  # weights: the checkpoint's
         self.flip_tta = False
 
 
@@ -86,7 +85,7 @@ def load_checkpoint(path: str | Path) -> dict:
                 "are loaded); use a checkpoint written by this pipeline"
             ) from None
         raise _unreadable(path, e) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, IndexError, UnicodeDecodeError) as e:
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError, UnicodeDecodeError) as e:
         raise _unreadable(path, e) from None  # truncated, or not torch.save's format: each gives its own
     if not isinstance(ckpt, dict):
         raise BadInput(f"{path}: holds a {type(ckpt).__name__}, not a checkpoint; use one written by this pipeline")
@@ -123,7 +122,30 @@ def load_predictor(path: str | Path) -> Predictor:
     try:
         module = Predictor(**hparams)
         module.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # other settings or weights than the net's
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        module.eval()
+        _answer_one_row(module)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:  # other settings or weights than the net's
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        if lines[1:] and lines[0].startswith("Error(s) in loading state_dict"):
+            lines = lines[1:]  # torch's header: the next line names the key
+        detail = (lines or [type(e).__name__])[0][:160]
         raise BadInput(f"{path}: does not fit this pipeline's {net['name']} ({detail}); train it again") from None
-    return module.eval()
+    return module
+
+
+def _answer_one_row(module: Predictor) -> None:
+    """One zero row through preprocessing and the net: settings that contradict the weights (the
+    task, statistics of another length or type) fail here, at load, not at the first prediction."""
+    inputs = module.hparams.inputs
+    if inputs["kind"] == "image":
+        row = torch.zeros([1, *inputs["shape"]], dtype=torch.uint8)
+    elif inputs["kind"] == "text":  # token ids: START and padding, as long as the longest it was fed
+        row = torch.zeros([1, (inputs["max_length"] or 63) + 1], dtype=torch.long)
+    else:
+        row = torch.zeros([1, len(inputs["features"])])
+    with torch.inference_mode():
+        out = module(module.preprocess(row))
+    classes = module.hparams.classes
+    expected = [1, len(classes)] if module.task.name == "classification" else [1]
+    if list(out.shape) != expected:
+        raise ValueError(f"the net answers {list(out.shape)} for one row; a {module.task.name} of it needs {expected}")
