@@ -109,6 +109,8 @@ def test_refit_publishes_a_model_trained_on_train_and_val_for_the_chosen_epochs(
     assert refit.data.tags["mlflow.parentRunId"] == main.info.run_id
     # The refit saw every training and validation row once an epoch, for the folds' epoch count...
     assert refit.data.metrics["time/train_images"] == epochs * pooled
+    # No validation: the rows it could check are rows it trains on (nor early stopping on them).
+    assert not [k for k in refit.data.metrics if k.startswith(("val/", "best/val"))], sorted(refit.data.metrics)
     # ...and its final epoch is the model the stage publishes (evaluate and serve read it), not
     # the main fit's best epoch on the validation split.
     published = torch.load(paths.out / "model.ckpt", weights_only=True)
