@@ -139,7 +139,7 @@ def _answer_one_row(module: Predictor) -> None:
     inputs = module.hparams.inputs
     if inputs["kind"] == "image":
         row = torch.zeros([1, *inputs["shape"]], dtype=torch.uint8)
-    elif inputs["kind"] == "text":  # token ids: START and padding, as long as the longest it was fed
+    elif inputs["kind"] == "text":  # token ids, all padding: max_length words and START (64 if uncapped)
         row = torch.zeros([1, (inputs["max_length"] or 63) + 1], dtype=torch.long)
     else:
         row = torch.zeros([1, len(inputs["features"])])
