@@ -25,12 +25,15 @@ def open_study(search: SearchConfig, start_parent: Callable[[], tracking.Pipelin
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     try:
-        storage = RDBStorage(
-            search.storage,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=3 * HEARTBEAT_S,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-        )
+        # Two workers starting on a new SQLite file would both create Optuna's tables (one fails on
+        # alembic_version); a server database serialises that itself.
+        with tracking.store_lock(search.storage):
+            storage = RDBStorage(
+                search.storage,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=3 * HEARTBEAT_S,
+                failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+            )
     except Exception as e:  # a bad URL, an unreachable server, a missing driver: SQLAlchemy's many types
         raise BadInput(f"search.storage={masked(search.storage)}: {str(e).splitlines()[0]}") from None
     name = search.study or search.name
