@@ -87,14 +87,14 @@ def test_stages_that_only_run_a_trained_net_start_without_lightning_or_torchmetr
 def test_the_accelerator_maps_to_a_device_as_lightning_reads_it(monkeypatch):
     """gpu is CUDA, else Apple's MPS; asked for where there is neither, one line naming the fix."""
     from reprovision.errors import BadInput
-    from reprovision.evaluation import inference_device
+    from reprovision.models.predictor import device_for
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(BadInput, match=r"^trainer.accelerator=gpu but no GPU .*set trainer.accelerator=cpu or auto$"):
-        inference_device("gpu")
-    assert inference_device("auto") == inference_device("cpu") == torch.device("cpu")
+        device_for("gpu")
+    assert device_for("auto") == device_for("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert inference_device("gpu") == inference_device("auto") == torch.device("mps")
+    assert device_for("gpu") == device_for("auto") == torch.device("mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert inference_device("gpu") == torch.device("cuda") and inference_device("cpu") == torch.device("cpu")
+    assert device_for("gpu") == torch.device("cuda") and device_for("cpu") == torch.device("cpu")

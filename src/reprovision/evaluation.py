@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from reprovision import plots, tracking
-from reprovision.errors import BadInput
 from reprovision.files import atomic_file, load_arrays, write_csv, write_json
-from reprovision.models.predictor import Predictor, load_predictor
+from reprovision.models.predictor import Predictor, device_for, load_predictor
 from reprovision.tasks import CLASSIFICATION, REGRESSION
 
 # The test metrics are computed here with torch, as torchmetrics defines them (tests/test_evaluation.py
@@ -116,29 +115,13 @@ def predict_test(module: Predictor, data_dir: Path, accelerator: str, batch_size
     arrays = load_arrays(data_dir / "test.npz")
     x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
     rows = min(len(x), limit_batches * batch_size) if limit_batches else len(x)
-    device = inference_device(accelerator)
+    device = device_for(accelerator)
     module.to(device).eval()
     with torch.inference_mode():
         batches = [
             module.predict_step((x[i : min(i + batch_size, rows)].to(device),)) for i in range(0, rows, batch_size)
         ]
     return torch.cat(batches).float().cpu(), y[:rows]
-
-
-def inference_device(accelerator: str) -> torch.device:
-    """trainer.accelerator as a device, as Lightning reads it: cpu; gpu (CUDA, else Apple's MPS);
-    auto (CUDA, then MPS, then the CPU)."""
-    if accelerator == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    if accelerator == "gpu":
-        raise BadInput(
-            "trainer.accelerator=gpu but no GPU (CUDA or Apple MPS) here; set trainer.accelerator=cpu or auto"
-        )
-    return torch.device("cpu")
 
 
 def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> tuple[dict, dict]:

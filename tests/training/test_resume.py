@@ -157,12 +157,19 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits, caps
     assert MlflowClient(f"sqlite:///{digits / 'mlflow.db'}").get_run(run_id).info.status == "FAILED"
 
 
-def test_gpu_requested_without_a_gpu_is_a_config_error(digits, capsys):
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
+def test_gpu_requested_without_a_gpu_is_a_config_error_and_apple_mps_counts_as_one(digits, capsys, monkeypatch):
+    """Lightning's gpu is CUDA or Apple's MPS: the train stage refuses it only where there is neither."""
+    from reprovision.config import validate
+    from reprovision.training.build import check_environment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     code, _, err = in_process(train_cmd(digits, digits / "gpu", "trainer.accelerator=gpu"), capsys)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("reprovision train: error: trainer.accelerator=gpu but no GPU")
+    assert not (digits / "gpu" / "checkpoints").exists()
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    check_environment(validate(compose(ROOT / "conf", ["trainer.accelerator=gpu"])))
 
 
 def test_unreachable_tracking_server_fails_before_training(digits, capsys):

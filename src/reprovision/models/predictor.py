@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from reprovision.errors import BadInput
+from reprovision.errors import BadInput, ConfigError
 from reprovision.models.nets import NETS, build_net
 from reprovision.tasks import TASKS, Task
 
@@ -71,6 +71,23 @@ class Predictor(Inference, nn.Module):
         kwargs = {k: v for k, v in net.items() if k not in ("name", "init")}
         self.net = build_net(net["name"], inputs, len(classes) if classes else 1, **kwargs)  # weights: the checkpoint's
         self.flip_tta = False
+
+
+def device_for(accelerator: str) -> torch.device:
+    """trainer.accelerator as the device a net runs on, read as Lightning reads it: cpu; gpu (CUDA,
+    else Apple's MPS); auto (CUDA, then MPS, then the CPU). The train stage checks the config with it
+    before Lightning starts; evaluate runs the net on its answer."""
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    if accelerator == "gpu":
+        raise ConfigError(
+            "trainer.accelerator=gpu but no GPU (CUDA or Apple MPS) here; set trainer.accelerator=cpu or auto"
+        )
+    return torch.device("cpu")
 
 
 def load_checkpoint(path: str | Path) -> dict:

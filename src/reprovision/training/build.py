@@ -16,6 +16,7 @@ from reprovision.config import Config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import ConfigError
 from reprovision.models.module import Model
+from reprovision.models.predictor import device_for
 from reprovision.training.callbacks import (
     EpochLines,
     EpochRecorder,
@@ -32,11 +33,7 @@ PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"
 
 def check_environment(cfg: Config) -> None:
     """Refuse, before any work, a config this machine or this process layout cannot run."""
-    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError(
-            "trainer.accelerator=gpu but no GPU is available (torch.cuda.is_available() is False); "
-            "use -S trainer.accelerator=auto or cpu"
-        )
+    device_for(cfg.trainer.accelerator)  # gpu with neither CUDA nor MPS: one line, before any work
     processes = cfg.trainer.devices * cfg.trainer.num_nodes
     if processes > 1 and cfg.trainer.strategy != "ddp":
         raise ConfigError(
