@@ -128,3 +128,43 @@ def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monk
     assert sorted(r.info.run_name for r in children) == sorted(f"trial {t.number + 1}" for t in done)
     first, second = ((tmp_path / f"conf{i}" / "experiment" / "common.yaml").read_text() for i in (1, 2))
     assert first == second and f"val/acc {max(t.value for t in done):.4f}" in first
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_whose_worker_died_is_failed_and_its_values_tried_again_by_the_next_worker(tmp_path, monkeypatch):
+    """A worker killed mid-trial stops sending heartbeats; the next worker to start a trial marks that
+    one failed and runs the same values again. Opening the study warns of nothing deprecated."""
+    import time
+    import warnings
+
+    import optuna
+
+    from reprovision import tracking
+    from reprovision.tasks import TASKS
+    from reprovision.training import study as study_mod
+
+    monkeypatch.setattr(study_mod, "HEARTBEAT_S", 1)  # stale after 3 s without a heartbeat
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    search = validate(
+        compose(ROOT / "conf", [f"search.storage={storage}", "search.sampler=tpe", "search.name=retried"])
+    ).search
+
+    def start_parent():
+        return tracking.PipelineRun({"run_id": "parent", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study, _ = study_mod.open_study(search, start_parent, "", TASKS["classification"])
+    assert not [w for w in caught if issubclass(w.category, (FutureWarning, optuna.exceptions.ExperimentalWarning))]
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    died = study.ask({"lr": lr})  # the dead worker's trial: one heartbeat, then nothing
+    study._storage.record_heartbeat(died._trial_id)
+    time.sleep(4)
+
+    rerun, _ = study_mod.open_study(search, start_parent, "", TASKS["classification"])
+    tried = []
+    rerun.optimize(lambda t: tried.append(t.suggest_float("lr", 1e-4, 1e-1, log=True)) or 0.5, n_trials=1)
+    assert tried == [died.params["lr"]]
+    states = {t.number: t.state for t in rerun.trials}
+    assert states[died.number] == optuna.trial.TrialState.FAIL
+    assert list(states.values()).count(optuna.trial.TrialState.COMPLETE) == 1

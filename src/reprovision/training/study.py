@@ -5,6 +5,7 @@ MLflow parent run, and a rerun after a crash resumes the study where it stopped.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 
 from reprovision import tracking
@@ -22,17 +23,19 @@ def open_study(search: SearchConfig, start_parent: Callable[[], tracking.Pipelin
     """The shared study and its MLflow parent run: created by the first worker, joined by the rest
     (`tracking_uri`, this worker's store, supplies the credentials the recorded run leaves out)."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     try:
         # Two workers starting on a new SQLite file would both create Optuna's tables (one fails on
-        # alembic_version); a server database serialises that itself.
-        with tracking.store_lock(search.storage):
+        # alembic_version); a server database serialises that itself. Heartbeats and their retry are
+        # marked experimental by Optuna, chosen here on purpose: no warning at every worker's start.
+        with tracking.store_lock(search.storage), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = RDBStorage(
                 search.storage,
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=3 * HEARTBEAT_S,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
     except Exception as e:  # a bad URL, an unreachable server, a missing driver: SQLAlchemy's many types
         raise BadInput(f"search.storage={masked(search.storage)}: {str(e).splitlines()[0]}") from None
