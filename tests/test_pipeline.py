@@ -1,7 +1,8 @@
 """The real pipeline: `dvc repro`, `dvc exp run`, the check and reproduce, in a fresh copy.
 
 One full `dvc repro` (the module fixture) is shared; the tests after it build on each other in
-file order (a worse experiment, a teammate reproducing the first run, a killed run), as a user would.
+file order (a worse experiment and the pages a reviewer opens for it, a teammate reproducing the first
+run, a killed run), as a user would.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from tests.browser import assert_rendered, chromium, render, vega_charts
 from tests.project import BIN, ROOT, dvc, pipeline_env, project_copy, reprovision, require_plots_page, run
 
 pytestmark = pytest.mark.slow
@@ -162,6 +164,47 @@ def test_a_worse_experiment_reruns_only_downstream_stages_and_fails_the_check(pi
     dvc(work, "plots", "diff", "HEAD", "--out", "review")
     page = (work / "review" / "index.html").read_text()
     assert "HEAD" in page and "workspace" in page and "confusion_matrix.png" in page
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+# The pages a user opens after that experiment, in a real browser with the network off (tests/browser.py).
+def test_the_report_renders_every_image_offline(pipeline, browser):
+    result = render(browser, pipeline.work / "reports" / "index.html", "report.png")
+    assert_rendered(result)
+
+
+def test_dvc_plots_show_draws_every_chart_offline(pipeline, browser):
+    require_plots_page()
+    work = pipeline.work
+    dvc(work, "plots", "show")  # no --html-template: .dvc/config must point DVC at the offline template
+    charts = vega_charts(work, "show")
+    assert charts >= 3  # loss, accuracy, confusion matrix at least
+    assert_rendered(render(browser, work / "dvc_plots" / "index.html", "dvc-plots-show.png", charts), charts)
+
+
+def test_dvc_plots_diff_draws_every_chart_offline(pipeline, browser):
+    """The review page of the worse experiment against the committed run (test above): two revisions
+    that differ, in each chart."""
+    require_plots_page()
+    work = pipeline.work
+    charts = vega_charts(work, "diff", "HEAD")
+    assert_rendered(render(browser, work / "review" / "index.html", "dvc-plots-diff.png", charts), charts)
+
+
+def test_dvc_default_cdn_page_is_caught(pipeline, browser, tmp_path):
+    """What the offline template fixes: DVC's own page ({scripts}: Vega from a CDN) draws nothing here."""
+    cdn_template = tmp_path / "cdn.html"
+    cdn_template.write_text("<html><head>{scripts}</head><body>{plot_divs}</body></html>")
+    out = tmp_path / "cdn_plots"
+    dvc(pipeline.work, "plots", "show", "--html-template", str(cdn_template), "-o", str(out))
+    result = render(browser, out / "index.html", screenshot=None, charts=0)  # nothing to wait for
+    assert any("cdn.jsdelivr.net" in url for url in result.offsite)
+    assert result.drawn == 0 and any("vegaEmbed is not defined" in e for e in result.errors)
 
 
 def test_a_bad_value_or_an_uncomposed_edit_of_conf_stops_before_any_output_is_touched(pipeline):

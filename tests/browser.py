@@ -1,11 +1,12 @@
 """The pages a user opens, in a real browser with the network off: every image and chart drawn, no console error.
 
-`reports/index.html` and DVC's plots pages (`dvc plots show`, `dvc plots diff`) are opened from disk in
-headless Chromium (Debian's `chromium`, driven by Playwright). Any request that would leave the machine
-is blocked and recorded, so a page that needs a CDN fails here as it would on an air-gapped machine.
-A full-page screenshot of each page goes to $REPROVISION_SCREENSHOTS (default: artifacts/screenshots/
-in the project root); CI uploads them. Without chromium these tests skip, unless
-REPROVISION_REQUIRE_BROWSER=1 (CI sets it), which makes a missing browser a failure.
+tests/test_pipeline.py opens its run's `reports/index.html` and DVC's plots pages (`dvc plots show`,
+`dvc plots diff`) from disk with these helpers, in headless Chromium (Debian's `chromium`, driven by
+Playwright). Any request that would leave the machine is blocked and recorded, so a page that needs a
+CDN fails here as it would on an air-gapped machine. A full-page screenshot of each page goes to
+$REPROVISION_SCREENSHOTS (default: artifacts/screenshots/ in the project root); CI uploads them.
+Without chromium those tests skip, unless REPROVISION_REQUIRE_BROWSER=1 (CI sets it), which makes a
+missing browser a failure.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from tests.project import BIN, ROOT, dvc, project_copy, require_plots_page, run
+from tests.project import BIN, ROOT, run
 
-pytestmark = pytest.mark.slow
 SCREENSHOTS = Path(os.environ.get("REPROVISION_SCREENSHOTS") or ROOT / "artifacts" / "screenshots")
 # Chromium as root needs --no-sandbox; the other flags stop its background traffic (updates, sync,
 # first-run pages), which on a closed network is only noise and not something a page asked for.
@@ -59,10 +59,12 @@ class Rendered:
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = shutil.which("chromium")
-    if chromium is None:
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium under Playwright; skips the calling test without it, unless
+    REPROVISION_REQUIRE_BROWSER=1 (CI sets it): then fails."""
+    executable = shutil.which("chromium")
+    if executable is None:
         message = "Debian's chromium is not installed (apt-get install chromium)"
         if os.environ.get("REPROVISION_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{message}; REPROVISION_REQUIRE_BROWSER=1 requires it")
@@ -71,7 +73,7 @@ def browser():
 
     with sync_playwright() as playwright:
         # Debian's browser, never a downloaded one (`playwright install` needs the network).
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
@@ -119,48 +121,3 @@ def vega_charts(work: Path, *plots_args: str) -> int:
     """How many Vega charts DVC defines for this `dvc plots ...` command (images aside)."""
     data = json.loads(run(work, str(BIN / "dvc"), "plots", *plots_args, "--json").stdout)["data"]
     return sum(r["type"] == "vega" for renderers in data.values() for r in renderers)
-
-
-@pytest.fixture(scope="module")
-def pages(browser, tmp_path_factory) -> SimpleNamespace:
-    """A fresh copy that ran an experiment: the report, and DVC's plots pages for it alone and against HEAD."""
-    require_plots_page()
-    work = project_copy(ROOT, tmp_path_factory.mktemp("project"))
-    # 3 epochs keep this module under a minute, and make the experiment differ from the committed
-    # metrics (HEAD, 30 epochs), so the diff page draws two different revisions in each chart.
-    dvc(work, "exp", "run", "-S", "trainer.max_epochs=3")
-    # No --html-template: the committed .dvc/config must point DVC at the offline template.
-    dvc(work, "plots", "show")
-    dvc(work, "plots", "diff", "HEAD", "-o", "dvc_plots_diff")
-    return SimpleNamespace(
-        work=work,
-        show_charts=vega_charts(work, "show"),
-        diff_charts=vega_charts(work, "diff", "HEAD"),
-    )
-
-
-def test_report_renders_every_image_offline(pages, browser):
-    result = render(browser, pages.work / "reports" / "index.html", "report.png")
-    assert_rendered(result)
-
-
-def test_dvc_plots_show_draws_every_chart_offline(pages, browser):
-    assert pages.show_charts >= 3  # loss, accuracy, confusion matrix at least
-    result = render(browser, pages.work / "dvc_plots" / "index.html", "dvc-plots-show.png", pages.show_charts)
-    assert_rendered(result, pages.show_charts)
-
-
-def test_dvc_plots_diff_draws_every_chart_offline(pages, browser):
-    result = render(browser, pages.work / "dvc_plots_diff" / "index.html", "dvc-plots-diff.png", pages.diff_charts)
-    assert_rendered(result, pages.diff_charts)
-
-
-def test_dvc_default_cdn_page_is_caught(pages, browser, tmp_path):
-    """What the offline template fixes: DVC's own page ({scripts}: Vega from a CDN) draws nothing here."""
-    cdn_template = tmp_path / "cdn.html"
-    cdn_template.write_text("<html><head>{scripts}</head><body>{plot_divs}</body></html>")
-    out = tmp_path / "cdn_plots"
-    dvc(pages.work, "plots", "show", "--html-template", str(cdn_template), "-o", str(out))
-    result = render(browser, out / "index.html", screenshot=None, charts=0)  # nothing to wait for
-    assert any("cdn.jsdelivr.net" in url for url in result.offsite)
-    assert result.drawn == 0 and any("vegaEmbed is not defined" in e for e in result.errors)
