@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from tests.project import free_port, require_postgres
@@ -70,6 +71,9 @@ def test_the_tracking_server_command_in_that_directory_serves_runs_and_artifacts
                 assert server.poll() is None, server.communicate()[0][-3000:]
                 assert time.monotonic() < deadline, "mlflow server did not start"
                 time.sleep(0.5)
+        # The server alone: MLflow's pool of GenAI job workers (huey consumers) is not started.
+        started = [" ".join(p.cmdline()) for p in psutil.Process(server.pid).children(recursive=True)]
+        assert not [c for c in started if "huey" in c or "jobs._job_runner" in c], started
         # The database and the artifact store in that directory both work.
         client = MlflowClient(url)
         run = client.create_run(client.create_experiment("hostile-dir"))

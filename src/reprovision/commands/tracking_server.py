@@ -143,7 +143,11 @@ def run(args: argparse.Namespace) -> None:
         server = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(args.port)]
         server += ["--backend-store-uri", uri, "--artifacts-destination", str(directory / "artifacts")]
         print(f"tracking-server: PostgreSQL {uri}; export MLFLOW_TRACKING_URI=http://127.0.0.1:{args.port}", flush=True)
-        proc = subprocess.Popen([*server, "--workers", "1"])
+        # MLflow's job execution (GenAI scorers, prompt optimisation) starts a pool of worker
+        # processes beside the server; pipeline runs use none of it, so it stays off unless the
+        # environment turns it on.
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+        proc = subprocess.Popen([*server, "--workers", "1"], env=env)
         try:
             if proc.wait():
                 raise StageFailed(f"mlflow server exited with status {proc.returncode}")
