@@ -84,17 +84,43 @@ def test_stages_that_only_run_a_trained_net_start_without_lightning_or_torchmetr
     assert not loaded & {"pytorch_lightning", "lightning_fabric", "torchmetrics", "torchvision"}
 
 
-def test_the_accelerator_maps_to_a_device_as_lightning_reads_it(monkeypatch):
-    """gpu is CUDA, else Apple's MPS; asked for where there is neither, one line naming the fix."""
+@pytest.mark.parametrize("cuda", [False, True])
+@pytest.mark.parametrize("mps", [False, True])
+@pytest.mark.parametrize("processor", ["arm", "i386"])
+@pytest.mark.parametrize("disable_mps", ["0", "1"])
+def test_the_accelerator_maps_to_the_device_lightning_picks(monkeypatch, cuda, mps, processor, disable_mps):
+    """gpu and auto pick what Lightning's own accelerator choice picks on every machine (MPS only on
+    Apple silicon without DISABLE_MPS=1); gpu where Lightning finds none: one line naming the fix."""
+    import platform
+
+    from lightning_fabric.accelerators.cuda import CUDAAccelerator as FabricCUDA
+    from lightning_fabric.accelerators.mps import MPSAccelerator
+    from lightning_fabric.utilities.device_parser import _select_auto_accelerator
+    from pytorch_lightning.accelerators import CUDAAccelerator
+    from pytorch_lightning.trainer.connectors.accelerator_connector import _AcceleratorConnector
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
+
     from reprovision.errors import BadInput
     from reprovision.models.predictor import device_for
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    with pytest.raises(BadInput, match=r"^trainer.accelerator=gpu but no GPU .*set trainer.accelerator=cpu or auto$"):
-        device_for("gpu")
-    assert device_for("auto") == device_for("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
-    assert device_for("gpu") == device_for("auto") == torch.device("mps")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert device_for("gpu") == torch.device("cuda") and device_for("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    for accelerator in (CUDAAccelerator, FabricCUDA):  # Lightning counts CUDA devices its own way
+        monkeypatch.setattr(accelerator, "is_available", staticmethod(lambda: cuda))
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.setattr(platform, "processor", lambda: processor)
+    monkeypatch.setenv("DISABLE_MPS", disable_mps)
+    MPSAccelerator.is_available.cache_clear()
+    try:
+        assert device_for("auto").type == _select_auto_accelerator()
+        assert device_for("cpu").type == "cpu"
+        try:
+            lightning_gpu = _AcceleratorConnector._choose_gpu_accelerator_backend()
+        except MisconfigurationException:
+            with pytest.raises(
+                BadInput, match=r"^trainer.accelerator=gpu but no GPU .*set trainer.accelerator=cpu or auto$"
+            ):
+                device_for("gpu")
+        else:
+            assert device_for("gpu").type == lightning_gpu
+    finally:
+        MPSAccelerator.is_available.cache_clear()

@@ -159,6 +159,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(digits, caps
 
 def test_gpu_requested_without_a_gpu_is_a_config_error_and_apple_mps_counts_as_one(digits, capsys, monkeypatch):
     """Lightning's gpu is CUDA or Apple's MPS: the train stage refuses it only where there is neither."""
+    import platform
+
     from reprovision.config import validate
     from reprovision.training.build import check_environment
 
@@ -169,6 +171,7 @@ def test_gpu_requested_without_a_gpu_is_a_config_error_and_apple_mps_counts_as_o
     assert err.strip().splitlines()[-1].startswith("reprovision train: error: trainer.accelerator=gpu but no GPU")
     assert not (digits / "gpu" / "checkpoints").exists()
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.setattr(platform, "processor", lambda: "arm")  # Apple silicon
     check_environment(validate(compose(ROOT / "conf", ["trainer.accelerator=gpu"])))
 
 

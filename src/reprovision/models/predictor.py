@@ -11,7 +11,9 @@ rest. A checkpoint's weights load into either: both keep the net under `net.`.
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import platform
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,16 +75,22 @@ class Predictor(Inference, nn.Module):
         self.flip_tta = False
 
 
+def _mps() -> bool:
+    """Apple's GPU as Lightning counts it: torch's MPS backend on Apple silicon, unless DISABLE_MPS=1."""
+    apple_silicon = platform.processor() in ("arm", "arm64")
+    return torch.backends.mps.is_available() and apple_silicon and os.environ.get("DISABLE_MPS", "0") != "1"
+
+
 def device_for(accelerator: str) -> torch.device:
-    """trainer.accelerator as the device a net runs on, read as Lightning reads it: cpu; gpu (CUDA,
-    else Apple's MPS); auto (CUDA, then MPS, then the CPU). The train stage checks the config with it
+    """trainer.accelerator as the device a net runs on, read as Lightning reads it: cpu; gpu and
+    auto: Apple's MPS, else CUDA (auto: else the CPU). The train stage checks the config with it
     before Lightning starts; evaluate runs the net on its answer."""
     if accelerator == "cpu":
         return torch.device("cpu")
+    if _mps():
+        return torch.device("mps")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
     if accelerator == "gpu":
         raise ConfigError(
             "trainer.accelerator=gpu but no GPU (CUDA or Apple MPS) here; set trainer.accelerator=cpu or auto"
