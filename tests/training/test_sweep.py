@@ -131,10 +131,10 @@ def test_two_workers_share_one_optuna_study_and_one_mlflow_parent(tmp_path, monk
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_trial_whose_worker_died_is_failed_and_its_values_tried_again_by_the_next_worker(tmp_path, monkeypatch):
-    """A worker killed mid-trial stops sending heartbeats; the next worker to start a trial marks that
-    one failed and runs the same values again. Opening the study warns of nothing deprecated."""
-    import time
+def test_a_trial_whose_worker_died_is_failed_and_its_values_run_again_by_a_rerun(tmp_path, monkeypatch):
+    """A worker killed mid-trial stops sending heartbeats. A rerun of the sweep, even where that was
+    the last trial the study needed, marks it failed, runs its values again and records the best.
+    Opening the study warns of nothing deprecated."""
     import warnings
 
     import optuna
@@ -142,29 +142,39 @@ def test_a_trial_whose_worker_died_is_failed_and_its_values_tried_again_by_the_n
     from reprovision import tracking
     from reprovision.tasks import TASKS
     from reprovision.training import study as study_mod
+    from reprovision.training import sweep as sweep_mod
 
     monkeypatch.setattr(study_mod, "HEARTBEAT_S", 1)  # stale after 3 s without a heartbeat
+    monkeypatch.setattr(sweep_mod, "WAIT_S", 60)  # waiting on the dead trial fails here, not after an hour
+    monkeypatch.setattr(sweep_mod, "record_best", lambda search, task, trials, *rest: trials)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    search = validate(
-        compose(ROOT / "conf", [f"search.storage={storage}", "search.sampler=tpe", "search.name=retried"])
-    ).search
+    overrides = [
+        f"search.storage={storage}",
+        "search.sampler=tpe",
+        "search.name=retried",
+        "search.trials=2",
+        "search.rounds=1",
+    ]
+    base = compose(ROOT / "conf", overrides)
+    search, task = validate(base).search, TASKS["classification"]
 
     def start_parent():
         return tracking.PipelineRun({"run_id": "parent", "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        study, _ = study_mod.open_study(search, start_parent, "", TASKS["classification"])
+        study, _ = study_mod.open_study(search, start_parent, "", task)
     assert not [w for w in caught if issubclass(w.category, (FutureWarning, optuna.exceptions.ExperimentalWarning))]
-    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
-    died = study.ask({"lr": lr})  # the dead worker's trial: one heartbeat, then nothing
+    study.optimize(lambda t: sweep_mod.suggest(t, search) and 0.4, n_trials=1)  # one trial finished
+    died = study.ask()  # the second, the study's last: its worker sends one heartbeat, then dies
+    values = sweep_mod.suggest(died, search)
     study._storage.record_heartbeat(died._trial_id)
-    time.sleep(4)
 
-    rerun, _ = study_mod.open_study(search, start_parent, "", TASKS["classification"])
+    rerun, _ = study_mod.open_study(search, start_parent, "", task)
     tried = []
-    rerun.optimize(lambda t: tried.append(t.suggest_float("lr", 1e-4, 1e-1, log=True)) or 0.5, n_trials=1)
-    assert tried == [died.params["lr"]]
-    states = {t.number: t.state for t in rerun.trials}
-    assert states[died.number] == optuna.trial.TrialState.FAIL
-    assert list(states.values()).count(optuna.trial.TrialState.COMPLETE) == 1
+    trials = sweep_mod.search_shared(
+        search, task, rerun, None, base, lambda v, number: tried.append(v) or 0.5, tmp_path, tmp_path
+    )
+    assert tried == [values]
+    assert rerun.trials[died.number].state == optuna.trial.TrialState.FAIL
+    assert sorted(t[task.monitor] for t in trials) == [0.4, 0.5]

@@ -67,14 +67,26 @@ def completed(study) -> list:
     return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
-def wait_for_others(study, timeout_s: float) -> bool:
-    """Until no trial of the study is running (another worker's last one); False on timeout."""
+def fail_stale(study) -> None:
+    """Mark failed the running trials whose worker stopped sending heartbeats (killed, preempted);
+    the retry callback queues each one's values again (WAITING) for the next worker to run."""
     import optuna
 
-    pending = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def wait_for_others(study, timeout_s: float) -> bool:
+    """Until no trial of the study is running (another worker's last one); False on timeout. A
+    running trial whose worker died is failed on the way (`fail_stale`), so the wait ends with it."""
+    import optuna
+
     deadline = time.monotonic() + timeout_s
-    while any(t.state in pending for t in study.trials):
+    while True:
+        fail_stale(study)
+        if not any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials):
+            return True
         if time.monotonic() > deadline:
             return False
         time.sleep(1)
-    return True

@@ -33,6 +33,8 @@ from reprovision.training import study as study_mod
 from reprovision.training.crossval import train_and_cross_validate
 from reprovision.training.paths import TrainPaths
 
+WAIT_S = 3600  # how long a worker done with its trials waits for the others' last ones
+
 _ABSENT = object()
 MARGIN = 0.25  # a narrowed range extends this fraction of its span beyond the best trials
 
@@ -176,11 +178,15 @@ def search_shared(search: SearchConfig, task: Task, study, parent, base, run_tri
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-    if len([t for t in study.trials if t.state in done]) < search.trials:
-        stop = MaxTrialsCallback(search.trials, states=done)
-        study.optimize(lambda t: run_trial(suggest(t, search), t.number + 1), callbacks=[stop])
-    if not study_mod.wait_for_others(study, timeout_s=3600):
-        raise StageFailed(f"study {study.study_name!r}: other workers' trials still run after an hour")
+    stop = MaxTrialsCallback(search.trials, states=done)
+    # Until the study holds enough finished trials: a trial whose worker died (even the last one the
+    # study needed) is failed while waiting, and its values, queued again, run in the next round.
+    while len(study_mod.completed(study)) < search.trials:
+        study_mod.fail_stale(study)
+        if len([t for t in study.trials if t.state in done]) < search.trials:
+            study.optimize(lambda t: run_trial(suggest(t, search), t.number + 1), callbacks=[stop])
+        if not study_mod.wait_for_others(study, timeout_s=WAIT_S):
+            raise StageFailed(f"study {study.study_name!r}: other workers' trials still run after {WAIT_S} s")
     trials = [
         {
             "trial": t.number + 1,
