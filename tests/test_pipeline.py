@@ -192,6 +192,7 @@ def test_dvc_plots_diff_draws_every_chart_offline(pipeline, browser):
     that differ, in each chart."""
     require_plots_page()
     work = pipeline.work
+    assert (work / "review" / "index.html").is_file(), "written by test_a_worse_experiment_reruns_only_..."
     charts = vega_charts(work, "diff", "HEAD")
     assert_rendered(render(browser, work / "review" / "index.html", "dvc-plots-diff.png", charts), charts)
 

@@ -3,6 +3,7 @@ server works there."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,7 @@ def test_the_tracking_server_command_in_that_directory_serves_runs_and_artifacts
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"},  # the default
     )
     url = f"http://127.0.0.1:{port}"
     try:
