@@ -134,6 +134,32 @@ def test_a_checkpoint_whose_settings_contradict_its_weights_is_refused_at_load(m
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (float("nan"), "holds NaN or infinite values"),
+        (float("inf"), "holds NaN or infinite values"),
+        (1j, "holds complex numbers"),
+    ],
+    ids=["nan", "inf", "complex"],
+)
+def test_a_checkpoint_with_a_weight_no_trained_net_holds_is_refused_at_load(model, tmp_path, capsys, value, says):
+    """A diverged or damaged model would load and answer NaN or garbage; it is named in one line instead."""
+    (tmp_path / "x.png").write_bytes(png())
+    ckpt = torch.load(model, weights_only=True)
+    key = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+    weight = ckpt["state_dict"][key]
+    weight = weight.to(torch.complex64) if isinstance(value, complex) else weight.clone()
+    weight.view(-1)[-1] = value
+    ckpt["state_dict"][key] = weight
+    torch.save(ckpt, model)
+    code, err = predict(capsys, str(tmp_path / "x.png"), "--model", str(model))
+    assert code == 2 and "\n" not in err, err
+    assert (
+        err == f"reprovision predict: error: {model}: weight {key} {says}: a diverged or damaged model; train it again"
+    )
+
+
 def test_a_checkpoint_that_would_run_code_names_the_refused_global(model, tmp_path, capsys):
     marker = tmp_path / "pwned"
 

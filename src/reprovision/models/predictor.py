@@ -144,6 +144,8 @@ def load_predictor(path: str | Path) -> Predictor:
             f"{path}: not a model checkpoint of this pipeline (net {name!r}; known: {', '.join(NETS)}); "
             "train it with this version or pass another --model"
         )
+    if damaged := _damaged_weight(ckpt.get("state_dict")):
+        raise BadInput(f"{path}: weight {damaged}: a diverged or damaged model; train it again")
     try:
         module = Predictor(**hparams)
         module.load_state_dict(ckpt["state_dict"])
@@ -156,6 +158,19 @@ def load_predictor(path: str | Path) -> Predictor:
         detail = (lines or [type(e).__name__])[0][:160]
         raise BadInput(f"{path}: does not fit this pipeline's {net['name']} ({detail}); train it again") from None
     return module
+
+
+def _damaged_weight(state_dict) -> str | None:
+    """The first weight no trained net holds (NaN or infinite values, complex numbers), named with
+    what is wrong; None if there is none. Such a model would load and answer NaN or garbage."""
+    for key, value in (state_dict or {}).items() if isinstance(state_dict, dict) else ():
+        if not isinstance(value, torch.Tensor):
+            continue  # load_state_dict names what is not a tensor
+        if value.is_complex():
+            return f"{key} holds complex numbers"
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return f"{key} holds NaN or infinite values"
+    return None
 
 
 def _answer_one_row(module: Predictor) -> None:
