@@ -356,9 +356,44 @@ def test_table_mistakes_show_each_rows_own_feature_values(tmp_path, root, capsys
     overrides = ["data.name=table", "data.path=x.csv", "data.target=label", "data.task=classification"]
     page = render(tmp_path, root, [*overrides, "model=mlp", "report.gallery_size=2"], capsys)
 
-    mistakes = between(page, "<h2>Misclassified test rows (3 of 6; most confident first)</h2>", "</body>")
+    mistakes = between(page, "<h2>Misclassified test rows (3 of 6; most confident first)</h2>", "<h2>Features")
     assert "<th>&lt;x2&gt;</th>" in mistakes
     assert table_rows(mistakes) == [["2", "no", "yes", "95%", "6", "-10"], ["1", "yes", "no", "73%", "3", "-6"]]
+
+
+def test_table_classification_ranks_the_feature_the_model_uses_and_explains_each_mistake(tmp_path, root, capsys):
+    """Attributions of the predicted class's logit: <x2> alone decides `yes`, so it ranks first and a
+    row predicted `yes` owes its logit to <x2> alone, weight x (value - mean) / std."""
+    features = ["x1", "<x2>"]
+    inputs = {"kind": "table", "features": features, "mean": [1.0, 2.0], "std": [2.0, 4.0]}
+    model = Model(net=NETS["mlp"], optim={}, task="classification", classes=["no", "yes"], inputs=inputs).eval()
+    first, last = model.net.layers[1], model.net.layers[-1]
+    with torch.no_grad():
+        for p in (first.weight, first.bias, last.weight, last.bias):
+            p.zero_()
+        first.weight[0] = torch.tensor([0.0, 2.0])  # the logit of yes: 10 + 2 <x2> (normalised); of no: 0
+        first.bias[0], last.weight[1, 0] = 10.0, 1.0
+    save_model(tmp_path / "models", model)
+    rows = np.array([[0, 9], [5, 3], [-4, 1], [2, 8], [7, -2], [1, 6]], dtype=np.float32)
+    (tmp_path / "split").mkdir()
+    save_arrays(tmp_path / "split" / "test.npz", x=rows, y=np.zeros(6, np.int64))
+    write_json(tmp_path / "split" / "summary.json", {"kind": "table", "features": features, "target": "label"})
+    actual = torch.tensor([0, 1, 0, 1, 0, 1])
+    logits = torch.tensor([[0.0, 3], [1, 0], [0, 1], [0, 1], [0, 0.5], [0, 1]])  # wrong: 0 (95%), 1 (73%), 2, 4
+    write_classification(tmp_path / "metrics", logits, actual, ["no", "yes"])
+    write_training(tmp_path / "metrics", "acc")
+    overrides = ["data.name=table", "data.path=x.csv", "data.target=label", "data.task=classification"]
+    page = render(tmp_path, root, [*overrides, "model=mlp", "report.gallery_size=2"], capsys)
+
+    features_section = between(page, "<h2>Features that moved the predictions</h2>", "</body>")
+    ranking = table_rows(between(features_section, '<table class="ranking">', "</table>"))
+    assert [row[1] for row in ranking] == ["&lt;x2&gt;", "x1"]
+    by_row = table_rows(between(features_section, '<table class="row-attributions">', "</table>"))
+    assert [row[:2] for row in by_row] == [["0", "yes"], ["1", "no"]]  # the mistakes listed above, in order
+    shown = [float(re.search(r">([-+\d.e]+)</span>", cell)[1]) for cell in by_row[0][2:]]
+    assert shown == pytest.approx([0.0, 2.0 * (9 - 2.0) / 4.0], abs=0.01)  # yes's logit: <x2> alone
+    shown = [float(re.search(r">([-+\d.e]+)</span>", cell)[1]) for cell in by_row[1][2:]]
+    assert shown == pytest.approx([0.0, 0.0], abs=0.01)  # no's logit is constant: nothing moved it
 
 
 def bmi_decides(inputs: dict) -> Model:

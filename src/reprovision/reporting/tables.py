@@ -1,6 +1,6 @@
 """Table sections: a classification's misclassified rows; a regression's predictions against
-the truth, its largest errors with their feature values, and the features that moved its
-predictions (integrated gradients from the training split's mean row)."""
+the truth and its largest errors with their feature values; for both, the features that moved
+the predictions (integrated gradients from the training split's mean row)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def classification_sections(run: RunFiles) -> list[str]:
             f"Misclassified test rows ({n_wrong} of {len(run.predictions)}; most confident first)",
             shown if rows else "<p>No misclassified test rows.</p>",
         ),
+        section("Features that moved the predictions", attributions_html(run, mistakes, "logit")),
     ]
 
 
@@ -88,29 +89,46 @@ attributions add up to that difference). The chart ranks the features by their m
 test rows; the table below gives the largest errors' own, red where the feature raised the
 prediction, blue where it lowered it.</p>
 """
+EXPLAINED_CLASSES = """<p>Integrated gradients from the training split's mean row (predicted: {mean_row}): how
+far each feature moved the logit of the class a row was predicted as, away from the mean row's logit
+for that class (a row's attributions add up to that difference). The chart ranks the features by
+their mean size over the test rows; the table below gives the misclassified rows' own, red where the
+feature pushed towards the wrong class, blue where it pushed away from it.</p>
+"""
 
 
-def attributions_html(run: RunFiles, worst: list[dict[str, str]], target: str) -> str:
-    names = features(run)
+def attributions_html(run: RunFiles, listed: list[dict[str, str]], unit: str) -> str:
+    """The attribution chart and ranking over every test row, then `listed` rows' own: of the
+    predicted value (regression, in `unit`), or of the predicted class's logit (classification)."""
+    names, classes = features(run), run.model.hparams.classes
+    regression = run.model.task.name == "regression"
     rows = run.model.preprocess(torch.from_numpy(run.test_x[: len(run.predictions)]).float())
-    attributions = inspection.feature_attributions(run.model, rows).numpy()
+    predicted = None if regression else torch.tensor([classes.index(p["predicted"]) for p in run.predictions])
+    attributions = inspection.feature_attributions(run.model, rows, predicted).numpy()
     mean_size = np.abs(attributions).mean(axis=0)
     ranked = np.argsort(-mean_size, kind="stable")[:CHARTED]
-    chart = report_plots.feature_attribution_figure([names[i] for i in ranked], mean_size[ranked], target)
+    chart = report_plots.feature_attribution_figure([names[i] for i in ranked], mean_size[ranked], unit)
     ranking = table(
         ["rank", "feature", "mean |attribution|"],
         [[n + 1, names[i], value(mean_size[i])] for n, i in enumerate(ranked)],
         "ranking",
     )
-    signed = attributions[[int(p["index"]) for p in worst]]
+    signed = attributions[[int(p["index"]) for p in listed]]
     limit = float(np.abs(signed).max(initial=0.0))
+    column = "error" if regression else "predicted"
     cells = [
-        [p["index"], p["error"], *(Safe(f'<span style="{shade(a, limit)}">{a:+.3g}</span>') for a in row)]
-        for p, row in zip(worst, signed, strict=True)
+        [p["index"], p[column], *(Safe(f'<span style="{shade(a, limit)}">{a:+.3g}</span>') for a in row)]
+        for p, row in zip(listed, signed, strict=True)
     ]
-    by_row = table(["test row", "error", *names], cells, "row-attributions")
+    by_row = table(["test row", column, *names], cells, "row-attributions")
     title = f"mean |attribution| per feature ({len(ranked)} of {len(names)})"
     with torch.no_grad():
-        mean_row = float(run.model(torch.zeros_like(rows[:1]))[0])
-    explained = EXPLAINED.format(mean_row=escape(f"{mean_row:.4g} {target}"))
-    return f'{explained}<div class="row">{figure(chart, title)}{ranking}</div>\n<h3>The largest errors</h3>\n{by_row}'
+        mean_out = run.model(torch.zeros_like(rows[:1]))[0]
+    if regression:
+        explained = EXPLAINED.format(mean_row=escape(f"{float(mean_out):.4g} {unit}"))
+        heading = "The largest errors"
+    else:
+        explained = EXPLAINED_CLASSES.format(mean_row=escape(classes[int(mean_out.argmax())]))
+        heading = "The misclassified rows above"
+    listed_html = f"<h3>{heading}</h3>\n{by_row}" if listed else ""
+    return f'{explained}<div class="row">{figure(chart, title)}{ranking}</div>\n{listed_html}'
