@@ -102,6 +102,11 @@ def test_own_csv_as_classification(project):
     assert eval_json["test/acc"] >= 0.85
     confusion = json.loads((work / "metrics" / "evaluation" / "confusion_matrix.json").read_text())
     assert confusion["classes"] == ["no", "yes"]
+    # The report ranks the features by what moved the predicted class: f1 and f3 decide, f2 is noise.
+    page = (work / "reports" / "index.html").read_text()
+    ranking = page.split("<h2>Features that moved the predictions</h2>")[1].split('<table class="ranking">')[1]
+    ranked = re.findall(r"<tr><td>\d+</td><td>(\w+)</td>", ranking.split("</table>")[0])
+    assert ranked[0] == "f1" and ranked[-1] == "f2", ranked
 
 
 def write_reviews(root: Path, rng) -> Path:
