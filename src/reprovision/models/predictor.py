@@ -163,7 +163,9 @@ def load_predictor(path: str | Path) -> Predictor:
 def _damaged_weight(state_dict) -> str | None:
     """The first weight no trained net holds (NaN or infinite values, complex numbers), named with
     what is wrong; None if there is none. Such a model would load and answer NaN or garbage."""
-    for key, value in (state_dict or {}).items() if isinstance(state_dict, dict) else ():
+    if not isinstance(state_dict, dict):
+        return None  # load_state_dict names what is missing
+    for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             continue  # load_state_dict names what is not a tensor
         if value.is_complex():

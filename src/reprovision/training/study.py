@@ -4,9 +4,10 @@ MLflow parent run, and a rerun after a crash resumes the study where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from reprovision import tracking
 from reprovision.config import SearchConfig
@@ -27,10 +28,8 @@ def open_study(search: SearchConfig, start_parent: Callable[[], tracking.Pipelin
 
     try:
         # Two workers starting on a new SQLite file would both create Optuna's tables (one fails on
-        # alembic_version); a server database serialises that itself. Heartbeats and their retry are
-        # marked experimental by Optuna, chosen here on purpose: no warning at every worker's start.
-        with tracking.store_lock(search.storage), warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # alembic_version); a server database serialises that itself.
+        with tracking.store_lock(search.storage), _heartbeats():
             storage = RDBStorage(
                 search.storage,
                 heartbeat_interval=HEARTBEAT_S,
@@ -72,9 +71,19 @@ def fail_stale(study) -> None:
     the retry callback queues each one's values again (WAITING) for the next worker to run."""
     import optuna
 
+    with _heartbeats():
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def _heartbeats() -> Iterator[None]:
+    """Optuna marks heartbeats and the stale-trial retry experimental; they are chosen here on
+    purpose, so their warnings are not repeated at every worker's start and every wait."""
+    import optuna
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+        yield
 
 
 def wait_for_others(study, timeout_s: float) -> bool:
