@@ -1,0 +1,42 @@
+"""What a user types into `dvc exp run -S` is refused before it deletes or rewrites anything in the
+workspace: DVC removes a stage's declared outputs before any stage runs, so no output path may
+depend on a config value."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import pytest
+import yaml
+from tests.project import BIN, ROOT, project_copy, run
+
+
+def tree(work) -> dict[str, str]:
+    """Every file under `work` (outside .git and DVC's own state) and its content hash."""
+    return {
+        str(p.relative_to(work)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(work.rglob("*"))
+        if p.is_file() and p.relative_to(work).parts[0] not in (".git", ".dvc")
+    }
+
+
+def test_no_stage_output_path_holds_a_config_value():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for out in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+            path = next(iter(out)) if isinstance(out, dict) else out
+            assert "${" not in path, f"stage {name}'s output {path} depends on a config value"
+
+
+@pytest.mark.parametrize("name", ["../../mlflow.db", "../../src", "../../README.md"])
+def test_a_dataset_name_that_is_a_path_deletes_nothing(tmp_path, name):
+    work = project_copy(ROOT, tmp_path)
+    (work / "mlflow.db").write_bytes(b"every run's history")  # untracked: git could not bring it back
+    before = tree(work)
+    proc = run(work, str(BIN / "dvc"), "exp", "run", "-S", f"data.name={name}", ok=False)
+    assert proc.returncode != 0
+    assert f"data.name={name!r} is out of range" in proc.stdout + proc.stderr
+    subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=work, check=True)  # DVC wrote the override there
+    after = tree(work)
+    assert {k: v for k, v in after.items() if k != "data/config.checked"} == before
