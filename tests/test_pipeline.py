@@ -285,6 +285,35 @@ def test_a_second_repro_while_one_runs_is_refused(pipeline):
     assert "lock" in (second.stdout + second.stderr).lower()
 
 
+def test_a_second_exp_run_while_one_trains_is_refused_before_it_writes_params(pipeline):
+    """DVC releases its lock while a stage runs, and `dvc exp run` writes its overrides into
+    params.yaml before it asks for a stage's lock: the stage holds DVC's lock, so the second
+    command stops at the start and the first trains, evaluates and records only its own values."""
+    work = pipeline.work
+    log = work / "first.log"
+    with log.open("w") as out:
+        first = subprocess.Popen(
+            [str(BIN / "dvc"), "exp", "run", "-S", "trainer.max_epochs=4"],
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=pipeline_env(),
+        )
+        deadline = time.monotonic() + 120
+        while "Running stage 'train'" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # the stage's process has started (DVC has let go of its lock)
+        params = (work / "params.yaml").read_text()
+        second = run(work, str(BIN / "dvc"), "exp", "run", "-S", "optim.lr=0.01", ok=False)
+        assert (work / "params.yaml").read_text() == params  # refused before it wrote its overrides
+        assert first.wait(timeout=300) == 0, log.read_text()
+    assert second.returncode != 0 and "Unable to acquire lock" in second.stdout + second.stderr
+    assert json.loads((work / "metrics" / "train.json").read_text())["epochs"] == 4
+    run_id = json.loads((work / "checkpoints" / "run.json").read_text())["run_id"]
+    recorded = MlflowClient(f"sqlite:///{work / 'mlflow.db'}").get_run(run_id).data.params
+    assert (recorded["trainer.max_epochs"], recorded["optim.lr"]) == ("4", "0.001")
+
+
 def test_dvc_keeps_checkpoints_so_a_killed_train_stage_resumes(pipeline):
     """`checkpoints/` is not a stage out: DVC's cleanup before the rerun leaves it for resuming."""
     import psutil

@@ -40,3 +40,23 @@ def test_a_dataset_name_that_is_a_path_deletes_nothing(tmp_path, name):
     subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=work, check=True)  # DVC wrote the override there
     after = tree(work)
     assert {k: v for k, v in after.items() if k != "data/config.checked"} == before
+
+
+def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, monkeypatch):
+    from dvc.lock import LockError, make_lock
+
+    from reprovision.process import hold_dvc_lock
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "src").mkdir()
+    monkeypatch.chdir(tmp_path / "src")  # a stage's working directory may be below the root
+    monkeypatch.setenv("DVC_STAGE", "train")
+    dvc_lock = make_lock(str(tmp_path / ".dvc" / "tmp" / "lock"), tmp_dir=str(tmp_path / ".dvc" / "tmp"))
+    with hold_dvc_lock():
+        with pytest.raises(LockError):  # what a second `dvc exp run` meets before writing params.yaml
+            dvc_lock.lock()
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        with hold_dvc_lock():  # another rank of the same training run: not a second command
+            pass
+    with dvc_lock:  # released when the stage ends
+        pass

@@ -35,6 +35,7 @@ COMMANDS = {
     ),
 }
 
+STAGES = ("config", "download", "split", "normalise", "train", "evaluate", "report")  # dvc.yaml's commands
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -82,6 +83,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_command(command: str, argv: list[str]) -> None:
+    """Import the command's module, parse its arguments and run it. A stage holds the DVC
+    workspace's lock from before its imports (seconds, for train) until it ends."""
+    from reprovision.process import hold_dvc_lock
+
+    with hold_dvc_lock() if command in STAGES else contextlib.nullcontext():
+        quiet_libraries()
+        module = importlib.import_module(COMMANDS[command][0])
+        parser = argparse.ArgumentParser(prog=f"reprovision {command}", description=module.__doc__)
+        module.add_arguments(parser)
+        parser.set_defaults(started=STARTED)  # stages that time themselves count from the command's start
+        args = parser.parse_args(argv)  # exits 2 on bad arguments
+        with sigterm_as_interrupt():
+            module.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -97,15 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from reprovision.errors import BadInput, StageFailed, Terminated
 
-    quiet_libraries()
-    module = importlib.import_module(COMMANDS[command][0])
-    parser = argparse.ArgumentParser(prog=f"reprovision {command}", description=module.__doc__)
-    module.add_arguments(parser)
-    parser.set_defaults(started=STARTED)  # stages that time themselves count from the command's start
-    args = parser.parse_args(argv[1:])  # exits 2 on bad arguments
     try:
-        with sigterm_as_interrupt():
-            module.run(args)
+        run_command(command, argv[1:])
     except BadInput as e:
         print(f"reprovision {command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
