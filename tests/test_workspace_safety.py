@@ -45,7 +45,7 @@ def test_a_dataset_name_that_is_a_path_deletes_nothing(tmp_path, name):
 def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, monkeypatch):
     from dvc.lock import LockError, make_lock
 
-    from reprovision.process import hold_dvc_lock
+    from reprovision.process import HOLDER_ENV, hold_dvc_lock
 
     (tmp_path / ".dvc").mkdir()
     (tmp_path / "src").mkdir()
@@ -55,8 +55,11 @@ def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, 
     with hold_dvc_lock():
         with pytest.raises(LockError):  # what a second `dvc exp run` meets before writing params.yaml
             dvc_lock.lock()
+        with hold_dvc_lock():  # a DDP rank Lightning started: it inherits the holder's environment
+            pass
+        monkeypatch.delenv(HOLDER_ENV)
         monkeypatch.setenv("LOCAL_RANK", "1")
-        with hold_dvc_lock():  # another rank of the same training run: not a second command
+        with hold_dvc_lock():  # a rank torchrun started beside this one: not a second command
             pass
     with dvc_lock:  # released when the stage ends
         pass
