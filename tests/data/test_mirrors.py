@@ -21,8 +21,9 @@ from omegaconf import OmegaConf
 from tests.data.formats import ROOT, gz, md5, mnist_like, use_fixture_checksums
 
 from reprovision.cli import main
-from reprovision.config import compose
+from reprovision.config import compose, validate
 from reprovision.data import sources
+from reprovision.errors import ConfigError
 from reprovision.urls import basic_auth
 
 USER, PASSWORD = "bob", "hunter2:@x"  # `:` and `@` percent-encoded in the URL
@@ -107,27 +108,45 @@ def write_params(project: Path, *overrides: str) -> Path:
     return params
 
 
-def test_a_mirror_behind_a_password_is_reached_and_the_password_never_shown(tmp_path, guarded, capsys, caplog):
+def netrc_file(tmp_path: Path, monkeypatch, host: str, password: str) -> None:
+    """The mirror's login in a netrc file outside the project, as $NETRC names it (~/.netrc else)."""
+    path = tmp_path / "netrc"
+    path.write_text(f"machine {host.split(':')[0]} login {USER} password {password}\n")
+    path.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(path))
+
+
+def test_a_mirror_behind_a_password_is_reached_with_the_netrc_login_never_shown(
+    tmp_path, guarded, monkeypatch, capsys, caplog
+):
     project, raw, _ = project_with_raw(tmp_path)
-    params = write_params(project, f"data.mirror=http://{USER}:{URL_PASSWORD}@{guarded}/data/")
+    netrc_file(tmp_path, monkeypatch, guarded, PASSWORD)
+    params = write_params(project, f"data.mirror=http://{guarded}/data/")
     with caplog.at_level(logging.INFO, logger="reprovision.download"):
         code = main(["download", "--params", str(params), "--out", str(raw)])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert json.loads((raw / "manifest.json").read_text())["dataset"] == "mnist"
-    assert f"verified (from http://***@{guarded}/data/)" in caplog.text
-    for text in (out, err, caplog.text, (raw / "manifest.json").read_text()):
+    assert f"verified (from http://{guarded}/data/)" in caplog.text
+    for text in (out, err, caplog.text, (raw / "manifest.json").read_text(), params.read_text()):
         assert SECRET not in text
 
 
-def test_a_wrong_password_is_one_line_without_it(tmp_path, guarded, capsys, caplog):
+def test_a_password_in_the_mirror_url_is_refused_before_anything_is_read(tmp_path, guarded):
+    with pytest.raises(ConfigError, match=r"data\.mirror holds a password.*~/\.netrc"):
+        validate(compose(ROOT / "conf", ["data=mnist", f"data.mirror=http://{USER}:{URL_PASSWORD}@{guarded}/data/"]))
+
+
+def test_a_wrong_password_is_one_line_without_it(tmp_path, guarded, monkeypatch, capsys, caplog):
     project, raw, before = project_with_raw(tmp_path)
-    params = write_params(project, f"data.mirror=http://{USER}:wrong-{SECRET}@{guarded}/data/")
+    netrc_file(tmp_path, monkeypatch, guarded, f"wrong-{SECRET}")
+    params = write_params(project, f"data.mirror=http://{guarded}/data/")
     code = main(["download", "--params", str(params), "--out", str(raw)])
     err = capsys.readouterr().err
     assert code == 2
     line = err.strip().splitlines()[-1]
-    assert line.startswith("reprovision download: error: ") and f"http://***@{guarded}/data/: HTTP 401" in line
+    assert line.startswith("reprovision download: error: ") and f"http://{guarded}/data/: HTTP 401" in line
+    assert "~/.netrc" in line
     assert SECRET not in err + caplog.text
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before
     assert sorted(p.name for p in raw.parent.iterdir()) == ["mnist"]
@@ -144,7 +163,8 @@ def test_a_trickling_mirror_is_given_up_and_the_next_source_used(
         sources.SOURCES, "mnist", dataclasses.replace(sources.SOURCES["mnist"], urls=lambda: (str(local),))
     )
     project, raw, _ = project_with_raw(tmp_path)
-    mirror = f"http://{USER}:{URL_PASSWORD}@{trickle}/data/"
+    netrc_file(tmp_path, monkeypatch, trickle, PASSWORD)
+    mirror = f"http://{USER}@{trickle}/data/"  # the user in the URL, its password from netrc
     params = write_params(project, f"data.mirror={mirror}", "data.download.timeout_s=1")
     start = time.monotonic()
     with caplog.at_level(logging.INFO, logger="reprovision.download"):

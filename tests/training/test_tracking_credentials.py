@@ -1,5 +1,6 @@
-"""A tracking server behind HTTP Basic auth, named with user:password in the URI: train, resume
-and evaluate all reach it, and the password is in no file, log, param or tag."""
+"""A tracking server behind HTTP Basic auth, its login in the environment (never in the config,
+which git keeps): train, resume and evaluate all reach it, and the password is in no file, log,
+param or tag."""
 
 from __future__ import annotations
 
@@ -64,15 +65,18 @@ def server(tmp_path, monkeypatch) -> Iterator[dict]:
     httpd = make_server("127.0.0.1", 0, guarded, server_class=_Threaded, handler_class=_Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     port = httpd.server_address[1]
-    yield {"port": port, "uri": f"http://{USER}:s3cr%40t@127.0.0.1:{port}", "refused": refused}
+    yield {"port": port, "uri": f"http://127.0.0.1:{port}", "login": f"http://{USER}:s3cr%40t@127.0.0.1:{port}",
+           "refused": refused}  # fmt: skip
     httpd.shutdown()
     httpd.server_close()
 
 
-def test_a_password_in_the_tracking_uri_reaches_the_server_and_nothing_else(digits, server, capsys, monkeypatch):  # noqa: F811
+def test_the_login_in_mlflows_variables_reaches_the_server_and_nothing_else(digits, server, capsys, monkeypatch):  # noqa: F811
     from reprovision import tracking
     from reprovision.cli import main
 
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", USER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
     where = digits / "credentials"
     cmd = train_cmd(digits, where, "trainer.max_epochs=2", f"tracking.uri={server['uri']}")
 
@@ -102,7 +106,7 @@ def test_a_password_in_the_tracking_uri_reaches_the_server_and_nothing_else(digi
 
     assert server["refused"] == []  # every request carried the credentials
     run_id = json.loads(written["run.json"])["run_id"]
-    client = MlflowClient(server["uri"])
+    client = MlflowClient(server["login"])
     run = client.get_run(run_id)
     assert "test/acc" in run.data.metrics and run.info.status == "FINISHED"  # evaluate reached it too
     config = Path(client.download_artifacts(run_id, "config/params.yaml", str(where / "dl"))).read_text()
@@ -114,15 +118,25 @@ def test_a_password_in_the_tracking_uri_reaches_the_server_and_nothing_else(digi
         "output": out + err + out2 + err2 + out3 + err3,
     }.items():
         assert SECRET not in text, name
-    assert run.data.params["tracking.uri"] == f"http://***@127.0.0.1:{server['port']}"
+    assert run.data.params["tracking.uri"] == server["uri"]
 
 
-def test_wrong_credentials_are_refused_before_training_in_one_line(digits, server, capsys):  # noqa: F811
+def test_wrong_credentials_are_refused_before_training_in_one_line(digits, server, capsys, monkeypatch):  # noqa: F811
     where = digits / "wrong-credentials"
-    wrong = f"http://{USER}:nope-{SECRET}@127.0.0.1:{server['port']}"
-    code, _, err = in_process(train_cmd(digits, where, f"tracking.uri={wrong}"), capsys)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://{USER}:nope-{SECRET}@127.0.0.1:{server['port']}")
+    code, _, err = in_process(train_cmd(digits, where), capsys)
     assert code == 2
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"reprovision train: error: MLflow tracking server http://***@127.0.0.1:{server['port']}")
     assert "refused the credentials (HTTP 401)" in line and SECRET not in err
+    assert not (where / "checkpoints").exists()
+
+
+def test_a_password_in_the_configured_tracking_uri_is_refused_naming_mlflows_variables(digits, server, capsys):  # noqa: F811
+    where = digits / "password-in-config"
+    code, _, err = in_process(train_cmd(digits, where, f"tracking.uri={server['login']}"), capsys)
+    assert code == 2
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("reprovision train: error: tracking.uri holds a password")
+    assert "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in line and SECRET not in err
     assert not (where / "checkpoints").exists()

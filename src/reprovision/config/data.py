@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from omegaconf import MISSING
 
-from reprovision.config.rules import require
+from reprovision.config.rules import NETRC, no_password, require
 from reprovision.errors import ConfigError
 from reprovision.tasks import TASKS, Task
 
@@ -101,6 +101,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         require(self.name in DATASETS, "data.name", self.name, "one of " + ", ".join(DATASETS))
+        no_password("data.mirror", self.mirror, NETRC)
         require(0 < self.val_fraction < 1, "data.val_fraction", self.val_fraction, "0 < x < 1")
         require(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "0 < x < 1")
         require(self.batch_size >= 1, "data.batch_size", self.batch_size, "an integer >= 1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from reprovision.errors import ConfigError
 
@@ -29,3 +30,24 @@ def name(key: str, value: str | None) -> None:
     it can neither climb out of its directory (`../`) nor end a quoted string or a URI part."""
     if value is not None and not NAME.fullmatch(value):
         raise ConfigError(f"{key}={value!r} is not a name: use letters, digits, _ and - only")
+
+
+def no_password(key: str, url: str | None, instead: str) -> None:
+    """A URL in the config is written to params.yaml, to dvc.lock and to each experiment's git
+    commit, which `dvc exp push` shares: a password in it would be kept there in clear."""
+    if url is not None and urlsplit(url).password is not None:
+        raise ConfigError(
+            f"{key} holds a password, which params.yaml, dvc.lock and git would keep in clear: "
+            f"give the URL without it and {instead}"
+        )
+
+
+# Where each kind of URL takes its password from instead, outside git.
+NETRC = "put `machine HOST login USER password PASSWORD` in ~/.netrc (or the file $NETRC names)"
+MLFLOW_LOGIN = "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"
+DATABASE_LOGIN = "set PGPASSWORD or a ~/.pgpass line (PostgreSQL reads them), or the database's own option file"
+
+
+def login_for(url: str) -> str:
+    """Where a tracking URI's password goes: MLflow's variables for a server, the database's for a database."""
+    return MLFLOW_LOGIN if url.startswith(("http://", "https://")) else DATABASE_LOGIN

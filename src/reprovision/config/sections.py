@@ -9,7 +9,7 @@ from omegaconf import MISSING
 
 from reprovision.config.choices import MODEL_INPUTS
 from reprovision.config.data import DataConfig
-from reprovision.config.rules import fraction, name, require
+from reprovision.config.rules import DATABASE_LOGIN, fraction, login_for, name, no_password, require
 from reprovision.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu")
@@ -89,6 +89,8 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         name("tracking.registered_model", self.registered_model)  # it goes into models:/NAME@champion URIs
+        if self.uri is not None:
+            no_password("tracking.uri", self.uri, login_for(self.uri))
         every = self.system_metrics_every_s
         require(every > 0, "tracking.system_metrics_every_s", every, "seconds > 0")
 
@@ -186,6 +188,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         name("search.name", self.name)  # the file conf/experiment/<name>.yaml: never a path
         name("search.study", self.study)
+        no_password("search.storage", self.storage, DATABASE_LOGIN)
         if self.storage is not None:
             require(self.sampler == "tpe", "search.sampler", self.sampler, "tpe when search.storage is set")
         require(self.sampler in SAMPLERS, "search.sampler", self.sampler, "random or tpe")

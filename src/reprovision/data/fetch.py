@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import netrc
 import os
 import shutil
 import sys
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from reprovision.errors import DataError
-from reprovision.urls import basic_auth, masked, split_credentials
+from reprovision.urls import basic_auth, masked, netrc_login, split_credentials
 
 log = logging.getLogger("reprovision.download")
 T = TypeVar("T")
@@ -79,6 +80,10 @@ def _fetch_one(base: str, name: str, out: Path, download: Any) -> None:
     if base.startswith(("http://", "https://")):
         # The user:password of a URL goes in a header: the resolver would take it for the host.
         bare, user, password = split_credentials(base)
+        if password is None:  # the config holds none (it is refused there): ~/.netrc's for the host
+            login, secret = _netrc_login(bare)
+            if user in (None, login):
+                user, password = login, secret
         url = bare.rstrip("/") + "/" + name if not bare.endswith(name) else bare
         req = urllib.request.Request(url, headers={"User-Agent": "reprovision"})
         if user is not None:
@@ -101,9 +106,16 @@ def _fetch_one(base: str, name: str, out: Path, download: Any) -> None:
             _copy_stream(f.read, out, src.stat().st_size, name, None)
 
 
+def _netrc_login(url: str) -> tuple[str | None, str | None]:
+    try:
+        return netrc_login(url)
+    except netrc.NetrcParseError as e:  # malformed, or readable by others
+        raise DataError(f"{e.filename}: {e.msg} (line {e.lineno}); fix it or remove it") from None
+
+
 def _reason(e: BaseException, timeout_s: float) -> str:
     if isinstance(e, urllib.error.HTTPError):
-        hint = "; check the user and password in the URL" if e.code in (401, 403) else ""
+        hint = "; check the login for this host in ~/.netrc (or the file $NETRC names)" if e.code in (401, 403) else ""
         return f"HTTP {e.code} {e.reason}{hint}"
     if isinstance(e, urllib.error.URLError):
         return f"unreachable ({e.reason})"

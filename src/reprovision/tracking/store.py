@@ -51,7 +51,9 @@ def client_uri(uri: str) -> str:
     the URI it holds in every run link ("View run ... at")."""
     bare, user, password = split_credentials(uri)
     if user is not None:
-        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password or ""
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:  # a user alone in the URI keeps the password of the environment
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
     return bare
 
 
