@@ -183,10 +183,10 @@ def test_unreachable_tracking_server_fails_before_training(digits, capsys):
         port = s.getsockname()[1]
     where = digits / "no-server"
     start = time.monotonic()
-    code, _, err = in_process(train_cmd(digits, where, f"tracking.uri=http://user:pw@127.0.0.1:{port}"), capsys)
+    code, _, err = in_process(train_cmd(digits, where, f"tracking.uri=http://alice@127.0.0.1:{port}"), capsys)
     assert code == 2 and time.monotonic() - start < 30
     line = err.strip().splitlines()[-1]
-    assert "MLflow tracking server http://***@127.0.0.1" in line and "unreachable" in line and "pw" not in line
+    assert "MLflow tracking server http://***@127.0.0.1" in line and "unreachable" in line and "alice" not in line
     assert not (where / "checkpoints" / "last.ckpt").exists()
 
 
