@@ -72,3 +72,53 @@ def test_overrides_given_to_reprovision_params_are_no_drift(project, capsys):
     cnn.write_text(cnn.read_text().replace("hidden: 64", "hidden: 128"))  # an edit not composed yet
     code, err = check(project, capsys)
     assert code == 2 and "model.hidden" in err and "checkpoint_every_s" not in err
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once it is closed
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.accelerator=gpu", "trainer.accelerator=gpu but no GPU"),
+        ("tracking.uri=http://127.0.0.1:{port}", "MLflow tracking server http://127.0.0.1:{port} unreachable"),
+        ("tracking.uri=postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow", "tracking database postgresql"),
+        ("model.hidden=1000000000", "the model has 139,000,004,858 parameters"),
+        ("model=mlp model.hidden=[100000,100000]", "make model.hidden or model.channels smaller"),
+    ],
+)
+def test_what_train_would_refuse_on_this_machine_is_refused_by_the_config_stage(
+    project, capsys, monkeypatch, override, message
+):
+    """DVC deletes train's outputs before train runs: a refusal there would cost the last run's model
+    and metrics. The config stage runs first and refuses the same, in one line."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    port = closed_port()
+    params = str(project / "params.yaml")
+    overrides = override.format(port=port).split(" ")
+    assert main(["params", "--conf", str(project / "conf"), "--out", params, *overrides]) == 0
+    code, err = check(project, capsys)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert message.format(port=port) in err
+    assert not (project / "data" / "config.checked").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.devices=2", "trainer.devices=2 x trainer.num_nodes=1 processes need trainer.strategy=ddp"),
+        ("seed=-1", "seed=-1 is out of range"),
+    ],
+)
+def test_a_process_layout_or_seed_no_stage_can_run_is_refused_at_composition(project, capsys, override, message):
+    code = main(["params", "--conf", str(project / "conf"), "--out", str(project / "params.yaml"), override])
+    assert code == 2 and message in capsys.readouterr().err

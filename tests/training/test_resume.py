@@ -162,7 +162,7 @@ def test_gpu_requested_without_a_gpu_is_a_config_error_and_apple_mps_counts_as_o
     import platform
 
     from reprovision.config import validate
-    from reprovision.training.build import check_environment
+    from reprovision.training.preflight import check_devices
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
@@ -172,7 +172,7 @@ def test_gpu_requested_without_a_gpu_is_a_config_error_and_apple_mps_counts_as_o
     assert not (digits / "gpu" / "checkpoints").exists()
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setattr(platform, "processor", lambda: "arm")  # Apple silicon
-    check_environment(validate(compose(ROOT / "conf", ["trainer.accelerator=gpu"])))
+    assert check_devices(validate(compose(ROOT / "conf", ["trainer.accelerator=gpu"]))).type == "mps"
 
 
 def test_unreachable_tracking_server_fails_before_training(digits, capsys):

@@ -34,6 +34,13 @@ TEXT_DATA = ("imdb", "reuters", TEXTFOLDER)
 TABLE_DATA = ("boston_housing", "diabetes", TABLE)
 REGRESSION_DATA = ("boston_housing", "diabetes", TABLE)
 
+# The sizes the built-in datasets fix before any file is read, so a net can be sized at the config
+# check: an image's (C, H, W), a table's feature columns, the classes (tests/test_config.py reads
+# them back from the datasets' files).
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+TABLE_COLUMNS = {"boston_housing": 13, "diabetes": 10}
+CLASS_COUNTS = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imdb": 2, "reuters": 46}
+
 LOADERS = ("device", "dataloader")
 
 

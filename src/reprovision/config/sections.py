@@ -228,7 +228,9 @@ class Config:
     plots: PlotsConfig = MISSING
 
     def __post_init__(self) -> None:
+        require(0 <= self.seed < 2**32, "seed", self.seed, "an integer from 0 to 2**32 - 1")
         check_combination(self)
+        check_processes(self)
 
 
 def check_combination(cfg: Config) -> None:
@@ -254,3 +256,15 @@ def check_combination(cfg: Config) -> None:
         )
     if task == "regression" and cfg.trainer.label_smoothing:
         raise ConfigError("trainer.label_smoothing smooths class labels; a regression has none: set it to 0")
+
+
+def check_processes(cfg: Config) -> None:
+    """A process layout Lightning cannot start: several processes without DDP, folds in several."""
+    processes = cfg.trainer.devices * cfg.trainer.num_nodes
+    if processes > 1 and cfg.trainer.strategy != "ddp":
+        raise ConfigError(
+            f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} processes need "
+            "trainer.strategy=ddp; or set trainer.devices=1"
+        )
+    if processes > 1 and cfg.split.folds:
+        raise ConfigError(f"split.folds={cfg.split.folds} cross-validates in one process; set trainer.devices=1")

@@ -1,5 +1,5 @@
-"""config stage: the resolved config is valid, and is what conf/ composes to, before any other
-stage's outputs are touched.
+"""config stage: the resolved config is valid, is what conf/ composes to, and can run on this
+machine, before any other stage's outputs are touched.
 
 DVC deletes a stage's outputs before running it, so a config a stage refuses would cost the
 outputs of the last good run. Every stage depends on this one's output, whose bytes never
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    load_config(args.params)  # every section, every value: one line naming the first bad key
+    cfg = load_config(args.params)  # every section, every value: one line naming the first bad key
     composed_by_dvc = bool(os.environ.get("DVC_EXP_NAME")) or bool(os.environ.get(REPRODUCES_ENV))
     if not composed_by_dvc and (differences := drift(args.params, args.conf)):
         shown = ", ".join(f"{k}: {a!r} in {args.conf}/, {b!r} in {args.params}" for k, a, b in differences[:SHOWN])
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> None:
             f"it is and does not compose {args.conf}/: run `make params` (or `reprovision params KEY=VALUE ...`) "
             "then `dvc repro`, or `dvc exp run -S KEY=VALUE`"
         )
+    from reprovision.training.preflight import check_machine  # torch: only once the config is valid
+
+    check_machine(cfg)  # the accelerator, the tracking store, memory for the net: what train would refuse
     with atomic_file(args.out) as tmp:
         tmp.write_text(CHECKED)
     print(f"config: {args.params} valid and composed from {args.conf}/")

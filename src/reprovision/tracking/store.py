@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from reprovision.config import Config
 from reprovision.errors import BadInput
 from reprovision.urls import basic_auth, masked, split_credentials, without_credentials
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # what MLflow's SQLAlchemy stores speak
 
 
 def tracking_uri(cfg: Config) -> str:
@@ -70,8 +73,10 @@ def _authorization(uri: str) -> str | None:
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast, before any training, when a tracking server does not answer or refuses the
-    credentials (the MLflow client would otherwise retry for minutes)."""
+    credentials, or a tracking database takes no connection (the MLflow client would otherwise
+    retry for minutes)."""
     if not uri.startswith(("http://", "https://")):
+        _check_database(uri, timeout_s)
         return
     import urllib.error
     import urllib.request
@@ -92,6 +97,21 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
     except OSError as e:
         raise _unreachable(uri, getattr(e, "reason", e)) from None
+
+
+def _check_database(uri: str, timeout_s: float) -> None:
+    """A database URI's host takes a TCP connection (SQLite, a file store and a Unix socket have none)."""
+    parts = urlsplit(uri)
+    default_port = DATABASE_PORTS.get(parts.scheme.split("+")[0])
+    if default_port is None or not parts.hostname:
+        return
+    try:
+        socket.create_connection((parts.hostname, parts.port or default_port), timeout=timeout_s).close()
+    except (OSError, ValueError) as e:  # ValueError: a port that is not a number
+        raise BadInput(
+            f"MLflow tracking database {masked(uri)} unreachable ({e}); start it, or unset "
+            "MLFLOW_TRACKING_URI / tracking.uri to track in the local sqlite:///mlflow.db"
+        ) from None
 
 
 def _unreachable(uri: str, reason: object) -> BadInput:

@@ -16,7 +16,6 @@ from reprovision.config import Config
 from reprovision.data.datamodule import NormalisedDataModule
 from reprovision.errors import ConfigError
 from reprovision.models.module import Model
-from reprovision.models.predictor import device_for
 from reprovision.training.callbacks import (
     EpochLines,
     EpochRecorder,
@@ -29,19 +28,6 @@ from reprovision.training.checkpoints import AtomicCheckpointIO, LastCheckpoint,
 from reprovision.training.timing import Stopwatch
 
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-
-
-def check_environment(cfg: Config) -> None:
-    """Refuse, before any work, a config this machine or this process layout cannot run."""
-    device_for(cfg.trainer.accelerator)  # gpu with neither CUDA nor MPS: one line, before any work
-    processes = cfg.trainer.devices * cfg.trainer.num_nodes
-    if processes > 1 and cfg.trainer.strategy != "ddp":
-        raise ConfigError(
-            f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} processes need "
-            "trainer.strategy=ddp; or set trainer.devices=1"
-        )
-    if processes > 1 and cfg.split.folds:
-        raise ConfigError(f"split.folds={cfg.split.folds} cross-validates in one process; set trainer.devices=1")
 
 
 def build_datamodule(cfg: Config, data_dir: Path) -> NormalisedDataModule:

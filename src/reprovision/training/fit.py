@@ -22,10 +22,10 @@ from reprovision.training.build import (
     build_datamodule,
     build_module,
     build_trainer,
-    check_environment,
 )
 from reprovision.training.callbacks import checkpoint_note
 from reprovision.training.paths import TrainPaths
+from reprovision.training.preflight import check_devices, check_memory
 from reprovision.training.timing import Stopwatch
 
 # The MLflow run id -> metrics added to the summary, under "per_epoch" {epoch: {name: value}}
@@ -60,10 +60,12 @@ def train(
     if cfg.split.folds and after_fit is None:
         raise ValueError("split.folds is set: train through crossval.train_and_cross_validate")
     stopwatch = Stopwatch(time.perf_counter() if started is None else started)
-    check_environment(cfg)
+    device = check_devices(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg, paths.data)
-    module = build_module(cfg, datamodule.stats)
+    stats = datamodule.stats
+    check_memory(cfg, stats["inputs"], len(stats["classes"]) or 1, device)  # the data's own size, not a floor
+    module = build_module(cfg, stats)
     callbacks = build_callbacks(cfg, paths.checkpoints, stopwatch, validate)
     trainer = build_trainer(cfg, paths.checkpoints, callbacks, validate)
     # Under data-parallel training every process runs this function (Lightning's launcher starts
