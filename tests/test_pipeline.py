@@ -225,6 +225,21 @@ def test_a_bad_value_or_an_uncomposed_edit_of_conf_stops_before_any_output_is_to
     assert "trainer.max_epochs=-1 is out of range" in proc.stdout + proc.stderr
     assert outputs() == before  # DVC never reached train, so never deleted its outputs
     (work / "params.yaml").write_text(params)
+    # What only train could find out before: refused by the config stage, the outputs in place.
+    import torch
+
+    refused = {
+        "model.hidden=1000000000": "the model has 139,000,004,858 parameters",
+        "tracking.uri=http://127.0.0.1:9": "MLflow tracking server http://127.0.0.1:9 unreachable",
+        "trainer.devices=2": "processes need trainer.strategy=ddp",
+        "seed=-1": "seed=-1 is out of range",
+        **({} if torch.cuda.is_available() else {"trainer.accelerator=gpu": "trainer.accelerator=gpu but no GPU"}),
+    }
+    for override, message in refused.items():
+        proc = run(work, str(BIN / "dvc"), "exp", "run", "-S", override, ok=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr, override
+        assert outputs() == before, override
+        (work / "params.yaml").write_text(params)
 
     cnn = work / "conf" / "model" / "cnn.yaml"
     original = cnn.read_text()
