@@ -135,6 +135,10 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
     write_json(
         metrics / "evaluation" / "confusion_matrix.json", {"classes": ["a", "b", "c"], "matrix": matrix.tolist()}
     )
+    per_class = [
+        {"class": c, "precision": 0.5, "recall": 0.75, "f1": 0.6, "support": 4, "mlflow_name": c} for c in "abc"
+    ]
+    write_csv(metrics / "evaluation" / "per_class.csv", per_class, list(per_class[0]))
     write_json(metrics / "eval.json", {"test/acc": 8 / 12, "test/f1_macro": 0.65, "test/loss": 0.8})
     write_training(metrics, "acc")
 
@@ -330,6 +334,8 @@ def test_46_classes_stay_readable_the_confused_pairs_as_a_table(tmp_path, root, 
         ["topic30", "topic31", "1"],
     ]
     assert "<b>acq" not in page
+    per_class = table_rows(between(page, "<h2>Accuracy of each class</h2>"))
+    assert per_class[45][0] == "&lt;b&gt;acq" and per_class[45][-1] == "_b_acq"  # its name in MLflow
     mistakes = between(page, "<h2>Misclassified test documents")
     listed = re.findall(r'<div class="probs">([^<]*)</div>', mistakes)
     assert len(listed) == 16

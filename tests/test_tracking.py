@@ -65,3 +65,37 @@ def test_logging_a_dataset_another_run_logged_at_the_same_moment_is_retried():
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
         log_inputs(SimpleNamespace(run_id="r", client=other), ["train"])
     assert other.calls == 1
+
+
+CLASS_FOLDERS = ["c++", "c__", "dogs & cats", "it's (new)", "..", "a/b", "café", "x" * 300]
+
+
+def test_class_names_mlflow_refuses_in_a_metric_name_are_logged_and_mapped_back(tmp_path):
+    """Folder names are data: evaluate logs each class's metrics under a name MLflow takes, one per
+    class, and per_class.csv (an artifact of the run) says which class each belongs to."""
+    import torch
+    from mlflow.utils.validation import _validate_metric_name
+
+    from reprovision.evaluation import write_classification
+    from reprovision.files import read_csv
+
+    classes = CLASS_FOLDERS
+    targets = torch.arange(len(classes)).repeat(3)
+    logits = torch.randn(len(targets), len(classes), generator=torch.Generator().manual_seed(0))
+    _, per_class = write_classification(tmp_path / "metrics", logits, targets, classes)
+    for name in per_class:
+        _validate_metric_name(name)
+    assert len(per_class) == 2 * len(classes)  # no two classes share a name
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("classes")).info.run_id
+    PipelineRun({"run_id": run_id, "tracking_uri": uri}).log_metrics(per_class)
+    logged = client.get_run(run_id).data.metrics
+    rows = read_csv(tmp_path / "metrics" / "evaluation" / "per_class.csv")
+    assert [r["class"] for r in rows] == classes
+    for row in rows:
+        assert logged[f"test/recall/{row['mlflow_name']}"] == pytest.approx(float(row["recall"]))
+    names = {r["class"]: r["mlflow_name"] for r in rows}
+    assert (names["c++"], names["dogs & cats"], names["café"]) == ("c__", "dogs _ cats", "café")
+    assert names["c__"] != names["c++"]

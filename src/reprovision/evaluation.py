@@ -137,7 +137,11 @@ def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> 
         d.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "eval.json", headline)
     write_json(tables / "confusion_matrix.json", {"classes": classes, "matrix": matrix.tolist()})
-    write_csv(tables / "per_class.csv", results["per_class"], ["class", "precision", "recall", "f1", "support"])
+    # Class names are data: MLflow refuses `c++` in a metric name. per_class.csv maps each class to
+    # its part of the MLflow names (test/precision/<mlflow_name>, test/recall/<mlflow_name>).
+    keys = tracking.metric_name_parts(classes)
+    per_class = [{**r, "mlflow_name": key} for r, key in zip(results["per_class"], keys, strict=True)]
+    write_csv(tables / "per_class.csv", per_class, ["class", "precision", "recall", "f1", "support", "mlflow_name"])
     prob_cols = [f"p_{c}" for c in classes]
     rows = [
         {
@@ -151,8 +155,7 @@ def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> 
     ]
     write_csv(tables / f"{CLASSIFICATION.rows}.csv", rows, ["index", "actual", "predicted", "confidence", *prob_cols])
     write_png(figures / "confusion_matrix.png", plots.confusion_figure(matrix, classes, normalise=True))
-    per_class = {f"test/{m}/{r['class']}": r[m] for r in results["per_class"] for m in ("precision", "recall")}
-    return headline, per_class
+    return headline, {f"test/{m}/{r['mlflow_name']}": r[m] for r in per_class for m in ("precision", "recall")}
 
 
 def write_regression(out_dir: Path, predicted, actual, target: str) -> tuple[dict, dict]:

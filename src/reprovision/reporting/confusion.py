@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from reprovision import inspection, plots
-from reprovision.files import read_json
+from reprovision.files import read_csv, read_json
 from reprovision.reporting.page import RunFiles, figure, section, table
 
 
@@ -38,6 +38,17 @@ def pairs_table(matrix: np.ndarray, classes: list[str], limit: int) -> str:
     return table(["actual", "predicted as", "test examples", "of the actual class"], rows, "pairs")
 
 
+def per_class_table(run: RunFiles) -> str:
+    """Precision, recall and F1 of each class, and the name its metrics have in MLflow: a class
+    name MLflow refuses in a metric name (`c++`) is logged under another (`c__`)."""
+    rows = [
+        [r["class"], *(f"{float(r[m]):.4f}" for m in ("precision", "recall", "f1")), r["support"], r["mlflow_name"]]
+        for r in read_csv(run.metrics_dir / "evaluation" / "per_class.csv")
+    ]
+    header = ["class", "precision", "recall", "F1", "test examples", "in MLflow: test/precision/…, test/recall/…"]
+    return table(header, rows, "per-class")
+
+
 def confusion_sections(
     run: RunFiles, pair_examples: Callable[[int, int, int], str] | None = None, noun: str = "examples"
 ) -> list[str]:
@@ -57,7 +68,10 @@ def confusion_sections(
             f'<div class="row">\n{counts}\n{rates}\n</div>' if len(classes) <= 20 else f"{counts}\n{rates}",
         ),
         section(
-            "Accuracy of each class", figure(plots.per_class_accuracy_figure(matrix, classes), "per-class accuracy")
+            "Accuracy of each class",
+            figure(plots.per_class_accuracy_figure(matrix, classes), "per-class accuracy")
+            + "\n"
+            + per_class_table(run),
         ),
         section(f"Most confused pairs (test {noun})", pairs),
     ]

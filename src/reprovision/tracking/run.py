@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -71,6 +72,25 @@ def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
 URL_KEYS = ("data.mirror", "tracking.uri", "search.storage")  # config values that may hold user:password@
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value; the full config is an artifact
 MAX_BATCH_METRICS = 1000  # MLflow's limit on metrics in one log_batch
+NOT_IN_METRIC_NAMES = re.compile(r"[^\w.\- :]")  # MLflow allows these (and `/`, which would nest a name)
+MAX_NAME_PART = 200  # MLflow's names stop at 250 characters, prefix included
+
+
+def metric_name_parts(names: list[str]) -> list[str]:
+    """Names that are data (class folders such as `c++`, `dogs & cats`) as parts of MLflow metric
+    names, one each, in order: a character MLflow refuses becomes `_`, a name of dots (a path
+    step) underscores, a long name is cut, and a name that then equals another's gains its index."""
+    parts = []
+    for name in names:
+        part = NOT_IN_METRIC_NAMES.sub("_", name)[:MAX_NAME_PART].strip() or "_"
+        parts.append("_" * len(part) if set(part) == {"."} else part)
+    taken = set()
+    for i, part in enumerate(parts):
+        while parts[i] in taken:
+            parts[i] = f"{part}_{i}"
+            part = parts[i]
+        taken.add(parts[i])
+    return parts
 
 
 def run_params(cfg: Config) -> dict[str, object]:
