@@ -52,3 +52,40 @@ def test_a_name_shared_by_two_tasks_crowns_each_task_from_its_own_versions(tmp_p
     )  # not a regression's
     assert str(promote_champion(client, "two-tasks", REGRESSION).version) == "2"
     assert str(promote_champion(client, "two-tasks", CLASSIFICATION).version) == "1"
+
+
+def test_a_model_whose_test_metrics_are_not_finite_fails_evaluate_and_leaves_the_registry(tmp_path):
+    """Values the model turns into NaN in the test split: evaluate fails (exit 1), the run's
+    registered version is withdrawn and `champion` goes back to the best of the others."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from reprovision.errors import StageFailed
+    from reprovision.evaluation import evaluate
+    from reprovision.files import save_arrays, write_json
+    from reprovision.models.module import Model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("nan")).info.run_id
+    client.create_registered_model("t")
+    client.create_model_version("t", str(tmp_path), tags={"val_acc": "0.6"})  # an earlier run's
+    client.create_model_version("t", str(tmp_path), run_id=run_id, tags={"val_acc": "0.9"})  # this run's
+    promote_champion(client, "t", CLASSIFICATION)
+    inputs = {"kind": "table", "features": ["a", "b"], "mean": [0.0, 0.0], "std": [1.0, 1.0]}
+    net = {"name": "mlp", "hidden": [4], "dropout": 0.0, "init": "default"}
+    model = Model(net=net, optim={}, task="classification", classes=["no", "yes"], inputs=inputs)
+    (tmp_path / "models").mkdir()
+    torch.save(
+        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "models" / "model.ckpt"
+    )
+    x = np.array([[1.0, 2.0], [np.inf, 0.0]], dtype=np.float32)
+    save_arrays(tmp_path / "data" / "test.npz", x=x, y=np.array([0, 1], dtype=np.int64))
+    write_json(tmp_path / "run.json", {"run_id": run_id, "tracking_uri": uri})
+    with pytest.raises(StageFailed, match=r"test metrics are not finite.*withdrawn from the registry: t version 2"):
+        evaluate(tmp_path / "models", tmp_path / "run.json", tmp_path / "data", tmp_path / "metrics", "cpu",
+                 tracking_uri=uri)  # fmt: skip
+    assert [str(v.version) for v in client.search_model_versions("name='t'")] == ["1"]
+    assert str(client.get_model_version_by_alias("t", CHAMPION).version) == "1"
+    assert "test/acc" not in client.get_run(run_id).data.metrics

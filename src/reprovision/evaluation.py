@@ -8,6 +8,7 @@ every image there)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from reprovision import plots, tracking
+from reprovision.errors import StageFailed
 from reprovision.files import atomic_file, load_arrays, write_csv, write_json
 from reprovision.models.predictor import Predictor, device_for, load_predictor
 from reprovision.tasks import CLASSIFICATION, REGRESSION
@@ -100,6 +102,13 @@ def evaluate(
     else:
         headline, logged = write_regression(out_dir, outputs, targets, module.hparams.target or "target")
     run = tracking.recorded_run(run_file, "evaluate", tracking_uri)
+    if not all(math.isfinite(v) for v in headline.values()):
+        withdrawn = tracking.withdraw_versions(run, module.task) if run is not None else []
+        raise StageFailed(
+            f"test metrics are not finite ({', '.join(f'{k} {v}' for k, v in headline.items())}): the test split "
+            "holds values the model turns into NaN or infinity; check the data"
+            + (f"; withdrawn from the registry: {', '.join(withdrawn)}" if withdrawn else "")
+        )
     if run is None:
         return headline
     run.log_metrics({**headline, **logged})

@@ -92,6 +92,8 @@ def test_table_classification_classes_are_the_sorted_labels(tmp_path):
         ("rooms,price\n1,cheap\n", "column 'price' on line 2 is 'cheap', not a number (labels? set data.task="),
         ("rooms,price\n1,2,3\n", "table: line 2 has 3 fields, the header 2"),
         ("rooms,price\n1,inf\n", "table: column 'price' on line 2 is 'inf', not a finite number"),
+        ("rooms,price\n1,2\n1e39,3\n", "table: column 'rooms' on line 3 is '1e39', beyond the float32 range"),
+        ("rooms,price\n1,-4e38\n", "table: column 'price' on line 2 is '-4e38', beyond the float32 range"),
         ("rooms,rooms,price\n1,2,3\n", "table: column 'rooms' appears twice in the header row"),
         ("price\n1\n", "table: no feature columns besides the target 'price'"),
         (b"rooms,price\n1,2\n\xff,3\n", "table: line 3 is not UTF-8 text; save the CSV as UTF-8"),

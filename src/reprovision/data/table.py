@@ -16,6 +16,7 @@ from reprovision.data.fetch import MIB, copy_file
 from reprovision.data.raw import RawData, RawFile
 from reprovision.errors import DataError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TABLE_FILE = "table.csv"  # the user's CSV as data/raw keeps it, whatever its own name
 # Sanity limits: past them a file is more likely a mistake than a table (csv's own limit of
 # 131,072 characters per field stays in force, and data.download.max_mib bounds the file).
@@ -123,6 +124,11 @@ def _number(cell: str, column: str, line: int, hint: str = "") -> float:
         raise DataError(f"table: column {column!r} on line {line} is {text!r}, not a number{hint}") from None
     if not math.isfinite(value):
         raise DataError(f"table: column {column!r} on line {line} is {text!r}, not a finite number")
+    if abs(value) > FLOAT32_MAX:  # finite here, infinite once stored as float32
+        raise DataError(
+            f"table: column {column!r} on line {line} is {text!r}, beyond the float32 range the table is "
+            f"stored in (±{FLOAT32_MAX:.4g}); rescale that column"
+        )
     return value
 
 

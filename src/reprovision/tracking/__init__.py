@@ -9,6 +9,7 @@ from reprovision.tracking.models import (
     promote_champion,
     register_model,
     score_tag,
+    withdraw_versions,
 )
 from reprovision.tracking.run import (
     MAX_BATCH_METRICS,
@@ -45,4 +46,5 @@ __all__ = [
     "score_tag",
     "store_lock",
     "tracking_uri",
+    "withdraw_versions",
 ]

@@ -104,3 +104,15 @@ def register_model(run: PipelineRun, model_uri: str, name: str, task: Task, scor
         f"registered {name} version {version} ({task.monitor} {score:.4f}); "
         f"@{CHAMPION} stays version {champion.version} ({best:.4f})"
     )
+
+
+def withdraw_versions(run: PipelineRun, task: Task) -> list[str]:
+    """Delete the registry versions of `run`'s model (a model whose test metrics are not finite
+    must not be served) and point `champion` at the best of the rest. Returns `name version` each."""
+    withdrawn = []
+    with store_lock(run.uri):
+        for version in run.client.search_model_versions(f"run_id='{run.run_id}'"):
+            run.client.delete_model_version(version.name, version.version)
+            promote_champion(run.client, version.name, task)
+            withdrawn.append(f"{version.name} version {version.version}")
+    return withdrawn
