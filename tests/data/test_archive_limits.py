@@ -199,3 +199,41 @@ def test_a_folder_with_two_hard_linked_names_of_one_image_is_packed_as_two_image
     assert members["train/cat/copy.png"].isfile() and members["train/cat/0.png"].isfile()
     raw = read("imagefolder", tmp_path / "raw", data_config("data=imagefolder", f"data.path={folder}"))
     assert np.bincount(raw.y_train).tolist() == [3, 2]  # both names of the cat image count
+
+
+def bilevel_png(width: int, height: int) -> bytes:
+    """A real PNG of width x height black pixels: kilobytes on disk, megapixels once decoded."""
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def image_folder(root: Path, images: dict[str, bytes]) -> Path:
+    for name, data in {"train/a/0.png": png(0), "train/b/1.png": png(1), **images}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_an_image_over_the_pixel_limit_is_refused_from_its_header(project, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", {"train/a/bomb.png": bilevel_png(10_000, 10_000)})
+    assert (folder / "train/a/bomb.png").stat().st_size < 20_000  # 100 megapixels in a few kilobytes
+    line, _ = refused(project, capsys, "data=imagefolder", f"data.path={folder}")
+    assert "train/a/bomb.png is 10,000x10,000 pixels, over the 50 megapixels one image may have" in line
+    assert "data.archive.max_image_mpixels" in line
+
+
+def test_images_past_the_datasets_pixel_budget_are_refused_at_the_first_over_it(project, tmp_path, capsys):
+    folder = image_folder(tmp_path / "imgs", {f"train/b/{i}.png": bilevel_png(2000, 2000) for i in range(2, 5)})
+    line, _ = refused(project, capsys, "data=imagefolder", f"data.path={folder}", "data.archive.max_total_mpixels=10")
+    assert "the images so far hold 12 megapixels, over the 10 the dataset may" in line
+    assert "data.archive.max_total_mpixels" in line
+
+
+def test_a_raised_pixel_limit_decodes_without_pils_own_warning(tmp_path, capsys, recwarn):
+    folder = image_folder(tmp_path / "imgs", {"train/a/large.png": bilevel_png(9_500, 9_500)})  # over PIL's 89.5 MP
+    overrides = ["data=imagefolder", f"data.path={folder}", "data.channels=1", "data.archive.max_image_mpixels=100"]
+    params = tmp_path / "params.yaml"
+    params.write_text(OmegaConf.to_yaml(compose(ROOT / "conf", overrides)))
+    assert main(["download", "--params", str(params), "--out", str(tmp_path / "raw")]) == 0, capsys.readouterr().err
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]

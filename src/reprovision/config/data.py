@@ -53,11 +53,15 @@ class ArchiveConfig:
     max_member_mib: int = MISSING  # the largest member, as declared and as read
     max_total_mib: int = MISSING  # all members together
     max_ratio: float = MISSING  # inflated bytes per byte of the archive file (counted past the first 8 MiB)
+    max_image_mpixels: float = MISSING  # one image's pixels, from its header, before it is decoded
+    max_total_mpixels: float = MISSING  # every image's together: how much decoding a dataset may ask for
 
     def __post_init__(self) -> None:
         for key in ("max_members", "max_member_mib", "max_total_mib"):
             require(getattr(self, key) >= 1, f"data.archive.{key}", getattr(self, key), "an integer >= 1")
         require(self.max_ratio >= 1, "data.archive.max_ratio", self.max_ratio, "a number >= 1")
+        for key in ("max_image_mpixels", "max_total_mpixels"):
+            require(getattr(self, key) > 0, f"data.archive.{key}", getattr(self, key), "megapixels > 0")
 
 
 @dataclass

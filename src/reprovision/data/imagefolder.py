@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from reprovision.data.raw import RawData, RawFile
 from reprovision.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MAX_IMAGE_PIXELS = 50_000_000  # one image: a 50-megapixel photo (data.archive.max_image_mpixels; predict)
 
 
 def fetch_imagefolder(path: str, dest: Path, cfg: Any) -> str:
@@ -21,17 +24,38 @@ def fetch_imagefolder(path: str, dest: Path, cfg: Any) -> str:
     return fetch_folder(path, dest, Limits.of(cfg.archive), "images.tar")
 
 
-def decode_image(data: bytes, where: str, channels: int, size: int | None) -> np.ndarray:
-    """Any image file PIL reads, as uint8 (C, H, W): converted to `channels`, resized to `size`."""
+def decode_image(
+    data: bytes, where: str, channels: int, size: int | None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> np.ndarray:
+    """Any image file PIL reads, as uint8 (C, H, W): converted to `channels`, resized to `size`.
+    An image of over `max_pixels` is refused from its header, before any pixel is decoded."""
+    return decode_checked(data, where, channels, size, lambda w, h: _check_pixels(w, h, where, max_pixels))
+
+
+def _check_pixels(width: int, height: int, where: str, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise DataError(
+            f"{where} is {width:,}x{height:,} pixels, over the {max_pixels / 1e6:g} megapixels one image may have "
+            "(data.archive.max_image_mpixels); shrink or remove it"
+        )
+
+
+def decode_checked(
+    data: bytes, where: str, channels: int, size: int | None, check: Callable[[int, int], None]
+) -> np.ndarray:
+    """decode_image, with `check(width, height)` run on the header before decoding."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size is not None and img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except Image.DecompressionBombError as e:  # PIL's own pixel limit, checked before decoding
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # `check` is the limit, before decoding
+            with Image.open(io.BytesIO(data)) as img:
+                check(*img.size)
+                img = img.convert("L" if channels == 1 else "RGB")
+                if size is not None and img.size != (size, size):
+                    img = img.resize((size, size), Image.Resampling.BILINEAR)
+                arr = np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as e:  # PIL's own hard limit (twice its warning's), from the header
         raise DataError(f"{where} is too large to decode ({e}); refusing it: remove or shrink it") from None
     except UnidentifiedImageError:  # PIL's message names its in-memory buffer, not the file
         raise DataError(f"{where} is not a readable image (no format PIL knows); remove or replace it") from None
@@ -41,8 +65,21 @@ def decode_image(data: bytes, where: str, channels: int, size: int | None) -> np
 
 
 def read_imagefolder(raw_dir: Path, cfg: Any, files: tuple[RawFile, ...] = ()) -> RawData:
+    per_image, in_all = cfg.archive.max_image_mpixels * 1e6, cfg.archive.max_total_mpixels * 1e6
+    seen = [0]  # pixels of every image so far, as their headers declare them
+
+    def check(width: int, height: int, where: str) -> None:
+        _check_pixels(width, height, where, per_image)
+        seen[0] += width * height
+        if seen[0] > in_all:
+            raise DataError(
+                f"{where}: the images so far hold {seen[0] / 1e6:,.0f} megapixels, over the "
+                f"{in_all / 1e6:,.0f} the dataset may (data.archive.max_total_mpixels); raise it or use fewer images"
+            )
+
     def decode(data: bytes, where: str) -> np.ndarray:
-        return decode_image(data, f"imagefolder: {where}", cfg.channels, cfg.image_size)
+        where = f"imagefolder: {where}"
+        return decode_checked(data, where, cfg.channels, cfg.image_size, lambda w, h: check(w, h, where))
 
     found = collect(archive_in(raw_dir), Limits.of(cfg.archive), IMAGE_SUFFIXES, decode, "decoding images")
     classes, has_test = check_classes(found, "imagefolder", "images")
