@@ -286,3 +286,26 @@ def test_textfolder_refuses_one_huge_document_before_padding_every_other_to_it(t
     monkeypatch.setattr(documents, "MAX_PADDED_CELLS", 40)
     download(cfg, tmp_path / "raw")
     assert read("textfolder", tmp_path / "raw", cfg).x_train.shape == (3, 8)
+
+
+def test_a_document_past_the_word_limit_is_refused_while_it_is_tokenized(tmp_path):
+    """One 50 MB line of 10 million words: refused at the limit, without a list of every word."""
+    import tracemalloc
+
+    from reprovision.data.documents import MAX_DOCUMENT_WORDS
+
+    files = {"train/a/1.txt": b"ok fine", "train/b/2.txt": b"good", "train/b/huge.txt": b"word " * 10_000_000}
+    cfg = data_config("data=textfolder", f"data.path={write_texts(tmp_path / 'texts', files)}", "model=text_cnn")
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as err:
+            download(cfg, tmp_path / "raw")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(err.value) == (
+        f"textfolder: train/b/huge.txt has over {MAX_DOCUMENT_WORDS:,} words, more than one document may; "
+        "cut it into several"
+    )
+    assert peak < 400 * 2**20  # the file's bytes and text, and a million words; all ten million: over 600 MB
+    assert not (tmp_path / "raw").exists()

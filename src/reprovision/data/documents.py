@@ -14,6 +14,9 @@ from reprovision.errors import DataError
 # would otherwise take memory the size of every document padded to it. 2^28 int32 cells are 1 GiB
 # (IMDB's 50,000 reviews padded to its longest, 2,494 words, are 125 million).
 MAX_PADDED_CELLS = 2**28
+# One document: a long novel (War and Peace has 587,287 words). Counted while tokenizing, so a huge
+# file costs its bytes, never a word list of its size (a 500 MB line would be 8 GB of words).
+MAX_DOCUMENT_WORDS = 2**20
 
 
 def pad_documents(*splits: Sequence[Sequence[int]], offset: int = 0, where: str = "text") -> list[np.ndarray]:

@@ -4,6 +4,8 @@ model, and the encoding of a document into a trained model's vocabulary ids."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from itertools import islice
 
 import numpy as np
 
@@ -13,16 +15,20 @@ from reprovision.data.raw import FIRST_WORD, START, UNKNOWN
 WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
+def tokens(text: str) -> Iterator[str]:
+    """The words of `text`, one at a time: a reader that needs only the first few takes only those."""
+    return (match.group() for match in WORD.finditer(text.lower()))
+
+
 def tokenize(text: str) -> list[str]:
-    return WORD.findall(text.lower())
+    return list(tokens(text))
 
 
 def encode(texts: list[str], vocabulary: list[str], max_length: int | None = None) -> np.ndarray:
     """Documents to rows of vocabulary ids (N, L) as the model was trained on: START, then each
     word's id (UNKNOWN outside the vocabulary), the first `max_length` words, padded with 0."""
     index = {w: i for i, w in enumerate(vocabulary) if i >= FIRST_WORD}
-    rows = [[START, *(index.get(w, UNKNOWN) for w in tokenize(t))][: None if max_length is None else max_length + 1]
-            for t in texts]  # fmt: skip
+    rows = [[START, *(index.get(w, UNKNOWN) for w in islice(tokens(t), max_length))] for t in texts]
     out = np.zeros((len(rows), max(map(len, rows), default=1)), dtype=np.int32)
     for i, row in enumerate(rows):
         out[i, : len(row)] = row

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reprovision.data.archives import Limits
-from reprovision.data.documents import pad_documents
+from reprovision.data.documents import MAX_DOCUMENT_WORDS, pad_documents
 from reprovision.data.folders import Found, archive_in, check_classes, collect, fetch_folder
 from reprovision.data.raw import FIRST_WORD, RESERVED_WORDS, RawData, RawFile
-from reprovision.data.text import tokenize
+from reprovision.data.text import tokens
 from reprovision.errors import DataError
 
 TEXT_SUFFIXES = {".txt"}
@@ -24,9 +25,16 @@ def fetch_textfolder(path: str, dest: Path, cfg: Any) -> str:
 
 def _decode(data: bytes, where: str) -> list[str]:
     try:
-        return tokenize(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(f"textfolder: {where} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    words = list(islice(tokens(text), MAX_DOCUMENT_WORDS + 1))  # counted while tokenizing, never past the limit
+    if len(words) > MAX_DOCUMENT_WORDS:
+        raise DataError(
+            f"textfolder: {where} has over {MAX_DOCUMENT_WORDS:,} words, more than one document may; "
+            "cut it into several"
+        )
+    return words
 
 
 def read_textfolder(raw_dir: Path, cfg: Any, files: tuple[RawFile, ...] = ()) -> RawData:
