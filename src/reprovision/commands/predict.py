@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,7 @@ def open_model(model: str, tracking_uri: str | None) -> Predictor:
     from reprovision import tracking
 
     uri = tracking_uri or default_tracking_uri()
+    tracking.check_reachable(uri)  # a server that does not answer: one line in seconds, as train says it
     with tempfile.TemporaryDirectory() as tmp:
         try:
             # The store as MLflow's global URI: download_artifacts' own `tracking_uri` argument does
@@ -73,17 +75,41 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or tracking.DEFAULT_URI
 
 
-def read_input_file(path: Path, what: str, pattern: str) -> bytes:
-    """The file's bytes; a directory or an unreadable file is a one-line BadInput (a missing file:
-    FileNotFoundError, exit 2 too)."""
+MAX_INPUT_MIB = 64  # one input file (an image, a document, a CSV of rows) is read whole: bounded
+
+
+def check_input_file(path: Path, what: str, pattern: str) -> None:
+    """A regular file of at most MAX_INPUT_MIB, checked before it is opened: a directory, a pipe
+    or device (`/dev/zero` never ends, a FIFO blocks) or a larger file is a one-line BadInput (a
+    missing file: FileNotFoundError, exit 2 too)."""
     if path.is_dir():
         raise BadInput(f"{path}: a directory, not {what}; pass the files in it (e.g. {path}/{pattern})")
     try:
-        return path.read_bytes()
+        info = path.stat()
     except FileNotFoundError:
         raise
     except OSError as e:
         raise BadInput(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInput(f"{path}: not a regular file (a pipe, socket or device); save {what} to a file and pass that")
+    if info.st_size > MAX_INPUT_MIB << 20:
+        raise BadInput(
+            f"{path}: {info.st_size:,} bytes, over the {MAX_INPUT_MIB} MiB predict reads from one file; "
+            "split it into smaller files"
+        )
+
+
+def read_input_file(path: Path, what: str, pattern: str) -> bytes:
+    """The file's bytes, once check_input_file passed it."""
+    check_input_file(path, what, pattern)
+    try:
+        with path.open("rb") as f:
+            data = f.read((MAX_INPUT_MIB << 20) + 1)  # a file that grew since: never past the limit
+    except OSError as e:
+        raise BadInput(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
+    if len(data) > MAX_INPUT_MIB << 20:
+        raise BadInput(f"{path}: over the {MAX_INPUT_MIB} MiB predict reads from one file; split it into smaller files")
+    return data
 
 
 def read_text_file(path: Path) -> str:
@@ -100,12 +126,13 @@ def read_text_file(path: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """The rows of a CSV file with a header, every cell as the text it holds (prediction reads the
     numbers, so a bad cell is reported as written)."""
+    import io
+
     import pandas as pd
 
-    if path.is_dir():
-        raise BadInput(f"{path}: a directory, not a CSV file; pass --table rows.csv")
+    data = read_input_file(path, "a CSV file of rows", "rows.csv")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
         frame.columns = frame.columns.str.strip()  # as training reads a header: " area" is area
     except FileNotFoundError:
         raise

@@ -147,8 +147,12 @@ def load_predictor(path: str | Path) -> Predictor:
     if damaged := _damaged_weight(ckpt.get("state_dict")):
         raise BadInput(f"{path}: weight {damaged}: a diverged or damaged model; train it again")
     try:
-        module = Predictor(**hparams)
-        module.load_state_dict(ckpt["state_dict"])
+        # Built on the meta device, then given the checkpoint's own tensors: settings that declare a
+        # larger net than the weights hold are refused by their shapes, before anything of that
+        # size is allocated (a 62 KB file would otherwise ask for gigabytes).
+        with torch.device("meta"):
+            module = Predictor(**hparams)
+        module.load_state_dict(ckpt["state_dict"], assign=True)
         module.eval()
         _answer_one_row(module)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:  # other settings or weights than the net's
