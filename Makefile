@@ -9,7 +9,7 @@ export PATH := $(BIN):$(PATH)
 # DVC's plots page template with Vega inlined, named in .dvc/config: fetched once from the npm registry (needs npm).
 PLOTS_PAGE := .dvc/plots/offline/template.html
 
-.PHONY: help install plots-page run plots review check test test-fast lint format params tracking-server ui clean
+.PHONY: help install plots-page run plots review check exact test test-fast lint format params tracking-server ui clean
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,18 @@ review: $(STAMP) plots-page ## metrics and plots of the workspace against BASE (
 
 check: $(STAMP) ## compare metrics/ with the committed baseline; fails on a regression
 	python -m reprovision check $(if $(GITHUB_STEP_SUMMARY),--markdown $(GITHUB_STEP_SUMMARY))
+
+# Portable numerics (numerics.portable) promise the committed bytes on any x86-64 CPU with AVX2; a GPU
+# or an Arm CPU computes its own, and `make check`'s tolerances are the test there.
+exact: $(STAMP) ## after `make run`: fail unless dvc.lock and metrics/ are the committed bytes (x86-64 CPU)
+	@if [ "$$(uname -m)" != x86_64 ] || ! grep -qw avx2 /proc/cpuinfo || \
+	   python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then \
+	  echo "exact: skipped: not an x86-64 CPU with AVX2 and no GPU, whose bytes are its own"; exit 0; fi; \
+	changed=$$(git status --porcelain -- dvc.lock metrics); \
+	if [ -n "$$changed" ]; then \
+	  echo "exact: the run changed committed results (portable numerics promise the same bytes):" >&2; \
+	  echo "$$changed" >&2; git diff -- dvc.lock metrics/eval.json >&2; exit 1; fi; \
+	echo "exact: dvc.lock and metrics/ are the committed bytes"
 
 test: $(STAMP) $(PLOTS_PAGE) ## run the whole test suite (includes real dvc repro runs)
 	pytest

@@ -8,6 +8,7 @@ run, a killed run), as a user would.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,12 @@ from tests.project import BIN, ROOT, dvc, pipeline_env, project_copy, reprovisio
 
 pytestmark = pytest.mark.slow
 STAGES = ("download", "split", "normalise", "train", "evaluate", "report")
+
+
+def has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def ran(output: str) -> list[str]:
@@ -60,6 +67,16 @@ def test_repro_runs_all_six_stages_and_meets_the_accuracy_bar(pipeline):
     assert metrics["test/acc"] >= 0.97
     assert (work / "reports" / "index.html").is_file()
     assert (work / "models" / "model.ckpt").is_file()
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or "avx2" not in Path("/proc/cpuinfo").read_text().split() or has_gpu(),
+    reason="portable numerics promise the committed bytes on x86-64 CPUs with AVX2 (no GPU) only",
+)
+def test_a_run_from_clean_rewrites_the_committed_results_byte_for_byte(pipeline):
+    """Another x86-64 machine than the one that committed them: the same dvc.lock and metrics/."""
+    changed = [name for name in pipeline.tracked if name == "dvc.lock" or name.startswith("metrics/")]
+    assert changed == [], {name: pipeline.tracked[name][:300] for name in changed}
 
 
 def test_second_repro_is_up_to_date(pipeline):

@@ -36,6 +36,7 @@ COMMANDS = {
 }
 
 STAGES = ("config", "download", "split", "normalise", "train", "evaluate", "report")  # dvc.yaml's commands
+COMPUTING = (*STAGES, "predict", "sweep")  # their numerics are pinned before numpy and torch load
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -89,8 +90,14 @@ def run_command(command: str, argv: list[str]) -> None:
     from reprovision.process import hold_dvc_lock
 
     with hold_dvc_lock() if command in STAGES else contextlib.nullcontext():
+        if command in COMPUTING:
+            from reprovision import numerics
+
+            numerics.pin_from(argv)  # before the command's module imports numpy or torch
         quiet_libraries()
         module = importlib.import_module(COMMANDS[command][0])
+        if command in COMPUTING:
+            numerics.settle()
         parser = argparse.ArgumentParser(prog=f"reprovision {command}", description=module.__doc__)
         module.add_arguments(parser)
         parser.set_defaults(started=STARTED)  # stages that time themselves count from the command's start

@@ -111,6 +111,7 @@ def evaluate(
         )
     if run is None:
         return headline
+    run.record_numerics("evaluate")
     run.log_metrics({**headline, **logged})
     written = [out_dir / "eval.json", *sorted((out_dir / "evaluation").iterdir())]
     for path in [*written, *sorted((out_dir / "figures").iterdir())]:

@@ -17,12 +17,19 @@ import mlflow
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from reprovision import numerics
+
+# MLflow's server has loaded numpy, not yet torch (load_context imports it): torch's kernels and
+# threads are pinned as `reprovision predict` pins them by default.
+numerics.pin(numerics.Numerics())
+
 
 class ServedModel(PythonModel):
     def load_context(self, context) -> None:
         from reprovision.models.predictor import load_predictor
 
         self.module = load_predictor(context.artifacts["checkpoint"])
+        numerics.settle()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """One row of answers per input row (see the module's docstring); a bad row is a one-line

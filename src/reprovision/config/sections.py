@@ -13,6 +13,7 @@ from reprovision.config.rules import DATABASE_LOGIN, fraction, login_for, name, 
 from reprovision.errors import ConfigError
 
 ACCELERATORS = ("auto", "cpu", "gpu")
+ISAS = ("avx2", "default")  # reprovision.numerics.ISAS: the vector ISA a portable process is capped at
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 STRATEGIES = ("auto", "ddp")
 
@@ -72,6 +73,19 @@ class TrainerConfig:
             self.precision,
             "one of " + ", ".join(PRECISIONS),
         )
+
+
+@dataclass
+class NumericsConfig:
+    """What a computing process pins before numpy and torch load (reprovision.numerics)."""
+
+    portable: bool = MISSING
+    isa: str = MISSING
+    threads: int = MISSING
+
+    def __post_init__(self) -> None:
+        require(self.isa in ISAS, "numerics.isa", self.isa, "one of " + ", ".join(ISAS))
+        require(self.threads >= 1, "numerics.threads", self.threads, "an integer >= 1")
 
 
 @dataclass
@@ -219,6 +233,7 @@ class Config:
     model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by model.name
     optim: Any = MISSING  # one of OPTIM_SCHEMAS, chosen by optim.name
     trainer: TrainerConfig = MISSING
+    numerics: NumericsConfig = MISSING
     evaluate: EvaluateConfig = MISSING
     tracking: TrackingConfig = MISSING
     report: ReportConfig = MISSING

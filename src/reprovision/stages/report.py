@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> None:
         (tmp / "index.html").write_text(page)
     run = tracking.recorded_run(args.run, "report", tracking.tracking_uri(cfg))
     if run is not None:
+        run.record_numerics("report")
         run.log_artifacts(args.out, "report")
     print(f"report: {args.out / 'index.html'}")

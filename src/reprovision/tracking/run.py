@@ -189,6 +189,16 @@ class PipelineRun:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
 
+    def record_numerics(self, stage: str) -> None:
+        """What `stage`'s process computed with (numerics.fingerprint) as tags numerics.<stage>.*:
+        a result that differs between two runs explains itself from the runs alone."""
+        from mlflow.entities import RunTag
+
+        from reprovision.numerics import fingerprint
+
+        tags = [RunTag(f"numerics.{stage}.{key}", value) for key, value in fingerprint().items()]
+        self.client.log_batch(self.run_id, tags=tags)
+
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         self.log_steps({step: metrics})
 

@@ -74,6 +74,7 @@ def train(
     leader = trainer.is_global_zero
     start = resume.resume_or_start(cfg, paths, leader, module.parameter_count, run_name, parent_run_id)
     if start.run is not None:
+        start.run.record_numerics("train")
         callbacks.recorder.track(start.run, start.logged)
     sampled = start.run if cfg.tracking.system_metrics else None
     with tracked(start.run):
