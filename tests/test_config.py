@@ -79,6 +79,32 @@ def test_group_options_compose(root):
     assert (exp.model.name, exp.optim.name, exp.trainer.max_epochs) == ("mlp", "momentum", 20)
 
 
+USER_PATHS = {"imagefolder": ["data.path=x"], "textfolder": ["data.path=x"], "table": ["data.path=x", "data.target=y"]}
+
+
+@pytest.mark.parametrize("data", sorted(p.stem for p in (ROOT / "conf" / "data").glob("[!_]*.yaml")))
+def test_each_data_option_picks_a_net_that_reads_it_unless_told_another(root, data):
+    """No model= needed: images get the cnn, tables and text the mlp; an explicit net that reads the
+    data is kept, and one that cannot is refused in one line naming the one to choose."""
+    overrides = [f"data={data}", *USER_PATHS.get(data, [])]
+    cfg = validate(compose(root / "conf", overrides))
+    assert cfg.model.name == ("cnn" if cfg.data.kind == "image" else "mlp")
+    if cfg.data.kind == "text":
+        assert validate(compose(root / "conf", [*overrides, "model=text_cnn"])).model.name == "text_cnn"
+    else:
+        assert validate(compose(root / "conf", [*overrides, "model=mlp"])).model.name == "mlp"
+    other = "cnn" if cfg.data.kind != "image" else "text_cnn"
+    with pytest.raises(
+        ConfigError, match=f"model={other} reads .* data, not {cfg.data.name}'s {cfg.data.kind}: choose"
+    ):
+        validate(compose(root / "conf", [*overrides, f"model={other}"]))
+
+
+def test_recipes_keep_the_net_they_set(root):
+    nets = {e: validate(compose(root / "conf", [f"experiment={e}"])).model.name for e in ("imdb_text_cnn", "mnist_cnn")}
+    assert nets == {"imdb_text_cnn": "text_cnn", "mnist_cnn": "cnn"}
+
+
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml")))
 def test_every_experiment_composes_into_a_valid_config(root, experiment):
     cfg = validate(compose(root / "conf", [f"experiment={experiment}"]))
