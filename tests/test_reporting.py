@@ -64,6 +64,14 @@ def table_rows(html: str) -> list[list[str]]:
     return [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(<td>.*?)</tr>", html)]
 
 
+def split_summary(task: str = "classification", classes=("a", "b", "c"), val: int = 40, **fields) -> dict:
+    """summary.json as the split stage writes it, `val` validation examples (spread over the classes)."""
+    summary = {"task": task, "classes": list(classes), "sizes": {"train": 160, "val": val, "test": 20}, **fields}
+    if task == "classification":
+        summary["class_counts"] = {"val": {c: val // len(classes) for c in classes}}
+    return summary
+
+
 def write_training(metrics: Path, score: str) -> None:
     """train.json and curves.csv as the train stage writes them, for the task's score."""
     write_json(metrics / "train.json", {"epochs": 2, "best_epoch": 2, f"val/{score}": 0.9})
@@ -118,6 +126,7 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
     (tmp_path / "split").mkdir()
     images = np.random.default_rng(0).integers(0, 256, size=(12, 1, 8, 8), dtype=np.uint8)
     save_arrays(tmp_path / "split" / "test.npz", x=images, y=np.arange(12) % 3)
+    write_json(tmp_path / "split" / "summary.json", split_summary(val=12))  # 4 a class: too few to choose well
     metrics = tmp_path / "metrics"
     (metrics / "evaluation").mkdir(parents=True)
     rows = predictions(12)  # wrong: #0, #3, #6, #9; the later, the more confident
@@ -147,6 +156,9 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
 
     assert re.search(r"<tr><th>test/acc</th><td>([^<]*)</td></tr>", page)[1] == "0.6667"  # eval.json's
     assert re.search(r"<tr><th>best epoch \(val/acc\)</th><td>2</td></tr>", page)
+    note = re.search(r"<tr><th>validation split</th><td>([^<]*)</td></tr>", page)[1]
+    assert note.startswith("12 validation examples, 4 of class &#x27;a&#x27; (the fewest; 20 would do): too few")
+    assert "raise data.val_fraction" in note and "split.folds=5" in note
     assert "Misclassified test images (4 of 12;" in page
     gallery = between(page, '<div class="gallery">', "</div>")
     shown = [int(i) for i in re.findall(r"<figcaption>test #(\d+): ", gallery)]
@@ -195,9 +207,7 @@ def write_text_split(tmp_path: Path, classes: list[str], test: list[tuple[str, s
     test_y = np.array([classes.index(c) for _, c in test])
     save_arrays(split / "test.npz", x=token_rows([d for d, _ in test]), y=test_y)
     write_json(split / "words.json", [*RESERVED_WORDS, *WORDS])
-    write_json(
-        split / "summary.json", {"dataset": "imdb", "kind": "text", "task": "classification", "classes": classes}
-    )
+    write_json(split / "summary.json", split_summary(classes=classes, val=20 * len(classes), kind="text"))
     return normalise(split, tmp_path / "normalised", num_words=100)["inputs"]
 
 
@@ -354,7 +364,9 @@ def test_table_mistakes_show_each_rows_own_feature_values(tmp_path, root, capsys
     rows = np.arange(12, dtype=np.float32).reshape(6, 2) * [1.5, -2.0]
     (tmp_path / "split").mkdir()
     save_arrays(tmp_path / "split" / "test.npz", x=rows.astype(np.float32), y=np.zeros(6, np.int64))
-    write_json(tmp_path / "split" / "summary.json", {"kind": "table", "features": features, "target": "label"})
+    write_json(
+        tmp_path / "split" / "summary.json", split_summary(classes=["no", "yes"], kind="table", features=features)
+    )
     actual = torch.tensor([0, 1, 0, 1, 0, 1])
     logits = torch.tensor([[2.0, 0], [1, 0], [0, 3], [0, 1], [0, 0.5], [0, 1]])  # wrong: 1 (73%), 2 (95%), 4
     write_classification(tmp_path / "metrics", logits, actual, ["no", "yes"])
@@ -383,7 +395,9 @@ def test_table_classification_ranks_the_feature_the_model_uses_and_explains_each
     rows = np.array([[0, 9], [5, 3], [-4, 1], [2, 8], [7, -2], [1, 6]], dtype=np.float32)
     (tmp_path / "split").mkdir()
     save_arrays(tmp_path / "split" / "test.npz", x=rows, y=np.zeros(6, np.int64))
-    write_json(tmp_path / "split" / "summary.json", {"kind": "table", "features": features, "target": "label"})
+    write_json(
+        tmp_path / "split" / "summary.json", split_summary(classes=["no", "yes"], kind="table", features=features)
+    )
     actual = torch.tensor([0, 1, 0, 1, 0, 1])
     logits = torch.tensor([[0.0, 3], [1, 0], [0, 1], [0, 1], [0, 0.5], [0, 1]])  # wrong: 0 (95%), 1 (73%), 2, 4
     write_classification(tmp_path / "metrics", logits, actual, ["no", "yes"])
@@ -423,7 +437,9 @@ def test_regression_shows_the_largest_errors_first_and_ranks_the_feature_the_mod
     rows = (np.random.default_rng(0).normal(size=(20, 3)) * [10, 5, 15] + [50, 25, 90]).round(1).astype(np.float32)
     (tmp_path / "split").mkdir()
     save_arrays(tmp_path / "split" / "test.npz", x=rows, y=np.zeros(20, np.float32))
-    write_json(tmp_path / "split" / "summary.json", {"kind": "table", "features": features, "target": "progression"})
+    write_json(
+        tmp_path / "split" / "summary.json", split_summary("regression", (), 60, kind="table", features=features)
+    )
     with torch.no_grad():
         predicted = model(model.preprocess(torch.from_numpy(rows)))
     errors = torch.full((20,), 0.5)

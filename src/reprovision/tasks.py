@@ -7,6 +7,8 @@ the summary, the regression check's tolerances, the registry's champion rule.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -33,16 +35,44 @@ class Task:
         """metrics/curves.csv's columns, in order."""
         return ("epoch", "train/loss", f"train/{self.score}", "val/loss", f"val/{self.score}", "train/lr")
 
-    def best(self, rows: list[dict[str, float]]) -> dict[str, float]:
-        """The first row with the best monitored value (as the best checkpoint holds it)."""
+    def rank(self, row: Mapping[str, float]) -> tuple[float, float]:
+        """How good a row of validation metrics is, larger better: the monitored metric, then,
+        among equals, the lower validation loss (accuracy on a few dozen examples ties often, and a
+        tie must not go to an epoch that is merely earlier). The one rule for the best checkpoint,
+        early stopping, k-fold's epoch, the sweep's best trial and the registry's champion."""
         sign = 1.0 if self.higher_is_better else -1.0
-        return max(rows, key=lambda r: sign * r[self.monitor])
+        return sign * row[self.monitor], -row.get("val/loss", math.inf)
 
-    def better(self, a: float, b: float) -> bool:
-        """Whether monitored value `a` is strictly better than `b`."""
-        return a > b if self.higher_is_better else a < b
+    def best(self, rows: list[dict[str, float]]) -> dict[str, float]:
+        """The first row with the best rank (as the best checkpoint holds it)."""
+        return max(rows, key=self.rank)
 
 
 CLASSIFICATION = Task("classification", "acc", True, ("test/acc", "test/f1_macro", "test/loss"), "predictions")
 REGRESSION = Task("regression", "mae", False, ("test/mae", "test/mse", "test/rmse", "test/r2"), "predicted_values")
 TASKS = {t.name: t for t in (CLASSIFICATION, REGRESSION)}
+
+
+FEW_PER_CLASS, FEW_ROWS = 20, 50  # below these a validation split chooses epochs and trials by noise
+
+
+def validation_note(summary: dict) -> str | None:
+    """What to do when the split stage's validation split (its summary.json) is too small to
+    choose an epoch or a trial well; None when it is not."""
+    val = summary["sizes"]["val"]
+    if val == 0:  # a refit: no validation
+        return None
+    if summary["task"] == "classification":
+        cls, fewest = min(summary["class_counts"]["val"].items(), key=lambda item: item[1])
+        if fewest >= FEW_PER_CLASS:
+            return None
+        what = f"{val} validation examples, {fewest} of class {cls!r} (the fewest; {FEW_PER_CLASS} would do)"
+        step = f"accuracy moves in steps of {1 / val:.1%} and ties often"
+    else:
+        if val >= FEW_ROWS:
+            return None
+        what, step = f"{val} validation rows ({FEW_ROWS} would do)", "one row moves the mean error"
+    return (
+        f"{what}: too few to choose the epoch well ({step}; ties go to the lower validation loss); "
+        f"raise data.val_fraction (now {summary.get('val_fraction', '?')}) or cross-validate with split.folds=5"
+    )

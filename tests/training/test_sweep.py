@@ -173,7 +173,7 @@ def test_a_trial_whose_worker_died_is_failed_and_its_values_run_again_by_a_rerun
     rerun, _ = study_mod.open_study(search, start_parent, "", task)
     tried = []
     trials = sweep_mod.search_shared(
-        search, task, rerun, None, base, lambda v, number: tried.append(v) or 0.5, tmp_path, tmp_path
+        search, task, rerun, None, base, lambda v, number, trial: tried.append(v) or 0.5, tmp_path, tmp_path
     )
     assert tried == [values]
     assert rerun.trials[died.number].state == optuna.trial.TrialState.FAIL

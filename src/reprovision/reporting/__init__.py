@@ -14,6 +14,7 @@ from reprovision.files import read_csv, read_json
 from reprovision.models.predictor import load_predictor
 from reprovision.reporting import images, tables, text
 from reprovision.reporting.page import RunFiles, figure, page, section
+from reprovision.tasks import validation_note
 
 __all__ = ["render_report"]
 
@@ -42,9 +43,10 @@ def render_report(
         data_dir=data_dir,
     )
     curves = [{k: _number(v) for k, v in row.items()} for row in read_csv(metrics_dir / "curves.csv")]
+    split = read_json(split_dir / "summary.json")
     score = plots.SCORE_TITLES.get(task.score, task.score)
     parts = [
-        section("Summary", summary_table(cfg, metrics_dir, f"test {NOUNS[kind]}", len(run.predictions))),
+        section("Summary", summary_table(cfg, metrics_dir, split, f"test {NOUNS[kind]}", len(run.predictions))),
         section(
             f"Loss and {score} per epoch",
             figure(plots.curves_figure(curves, task.score), "train and validation curves"),
@@ -58,7 +60,7 @@ def _number(v: str) -> float:
     return float(v) if v not in ("", None) else math.nan  # a column a row has no value in (train/lr)
 
 
-def summary_rows(cfg: Config, metrics_dir: Path, noun: str, test_rows: int) -> list[tuple[str, object]]:
+def summary_rows(cfg: Config, metrics_dir: Path, split: dict, noun: str, test_rows: int) -> list[tuple[str, object]]:
     # No MLflow run id: the page is a DVC output, a function of config, data and code; the report
     # is logged to its run, and the MLflow UI shows it there.
     train, test = read_json(metrics_dir / "train.json"), read_json(metrics_dir / "eval.json")
@@ -85,11 +87,12 @@ def summary_rows(cfg: Config, metrics_dir: Path, noun: str, test_rows: int) -> l
         ),
         *((name, f"{test[name]:.4f}") for name in task.test_metrics if name in test),
         (noun, test_rows),
+        ("validation split", validation_note(split) or f"{split['sizes']['val']} examples"),
     ]
 
 
-def summary_table(cfg: Config, metrics_dir: Path, noun: str, test_rows: int) -> str:
-    rows = summary_rows(cfg, metrics_dir, noun, test_rows)
+def summary_table(cfg: Config, metrics_dir: Path, split: dict, noun: str, test_rows: int) -> str:
+    rows = summary_rows(cfg, metrics_dir, split, noun, test_rows)
     return (
         "<table>"
         + "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)

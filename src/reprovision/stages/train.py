@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 
 from reprovision.config import load_config
+from reprovision.files import read_json
+from reprovision.tasks import validation_note
 from reprovision.training.crossval import train_and_cross_validate
 from reprovision.training.paths import TrainPaths
 
@@ -42,3 +44,5 @@ def run(args: argparse.Namespace) -> None:
             f"train: best {score} {summary[score]:.4f} at epoch {summary['best_epoch']} "
             f"of {summary['epochs']}; {kept} -> {args.out}"
         )
+        if note := validation_note(read_json(args.summary)):
+            print(f"train: warning: {note}")

@@ -61,18 +61,27 @@ def log_model(run: PipelineRun, checkpoint: Path, inputs: list, outputs: list, e
     return info.model_uri
 
 
+LOSS_TAG = "val_loss"  # a registered version's validation loss: the champion rule's tie-break
+
+
 def score_tag(task: Task) -> str:
     """The registry tag holding a version's monitored validation metric: val_acc, val_mae."""
     return task.monitor.replace("/", "_")
 
 
 def best_version(versions, task: Task) -> object | None:
-    """The registered version with the best monitored metric (highest val_acc, lowest val_mae
-    tag); among equals the oldest, so a later model takes the lead only by being strictly better."""
-    tag, sign = score_tag(task), -1.0 if task.higher_is_better else 1.0
+    """The registered version that ranks best by the task's rule (Task.rank on its tags: the
+    monitored metric, ties to the lower val_loss); among equals the oldest, so a later model takes
+    the lead only by being strictly better."""
+    tag = score_tag(task)
     # Only the task's own versions: a name shared by two tasks never crowns the other's model.
     scored = [v for v in versions if tag in v.tags and v.tags.get("task", "classification") == task.name]
-    return min(scored, key=lambda v: (sign * float(v.tags[tag]), int(v.version)), default=None)
+
+    def rank(v) -> tuple:
+        row = {task.monitor: float(v.tags[tag]), "val/loss": float(v.tags.get(LOSS_TAG, "inf"))}
+        return (*task.rank(row), -int(v.version))
+
+    return max(scored, key=rank, default=None)
 
 
 def promote_champion(client, name: str, task: Task) -> object | None:
@@ -88,14 +97,16 @@ def promote_champion(client, name: str, task: Task) -> object | None:
     return best
 
 
-def register_model(run: PipelineRun, model_uri: str, name: str, task: Task, score: float) -> str:
-    """Register the run's model as a new version of `name` tagged with its monitored metric, and
-    move `champion` to it only if it is strictly the best so far. Returns a line saying what happened."""
+def register_model(run: PipelineRun, model_uri: str, name: str, task: Task, summary: dict) -> str:
+    """Register the run's model as a new version of `name` tagged with its monitored metric and
+    validation loss, and move `champion` to it only if it is strictly the best so far. Returns a
+    line saying what happened."""
     import mlflow
 
-    tag = score_tag(task)
+    tag, score = score_tag(task), summary[task.monitor]
+    tags = {tag: str(score), LOSS_TAG: str(summary["val/loss"]), "task": task.name}
     with fluent_api(run.uri), store_lock(run.uri):
-        version = mlflow.register_model(model_uri, name, tags={tag: str(score), "task": task.name}).version
+        version = mlflow.register_model(model_uri, name, tags=tags).version
         champion = promote_champion(run.client, name, task)
     if str(champion.version) == str(version):
         return f"registered {name} version {version} ({task.monitor} {score:.4f}): now @{CHAMPION}"

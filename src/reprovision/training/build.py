@@ -21,7 +21,7 @@ from reprovision.training.callbacks import (
     EpochRecorder,
     NonFiniteLoss,
     ProgressBar,
-    ResumableEarlyStopping,
+    RankedEarlyStopping,
     live_progress,
 )
 from reprovision.training.checkpoints import AtomicCheckpointIO, LastCheckpoint, best_checkpoint
@@ -77,7 +77,7 @@ class Callbacks:
     recorder: EpochRecorder
     best: ModelCheckpoint
     last: LastCheckpoint
-    early: ResumableEarlyStopping | None
+    early: RankedEarlyStopping | None
     checkpoint_io: AtomicCheckpointIO
     all: list[Callback]
 
@@ -87,17 +87,14 @@ def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch, val
     # the epoch rows reach MLflow right after each `last.ckpt` write.
     task = cfg.data.task_spec
     recorder = EpochRecorder(task.curve_columns)
-    best = best_checkpoint(checkpoint_dir, task if validate else None)
+    best = best_checkpoint(checkpoint_dir, task if validate else None, lambda: recorder.rows)
     last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
     callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
     if cfg.trainer.progress_bar:
         callbacks.append(ProgressBar() if live_progress() else EpochLines())
     early = None
     if cfg.trainer.early_stopping and validate:
-        # check_finite: a NaN val/acc (val/mae) stops training too; below that is a failure, not a success.
-        early = ResumableEarlyStopping(
-            monitor=task.monitor, mode=task.mode, patience=cfg.trainer.early_stopping, check_finite=True
-        )
+        early = RankedEarlyStopping(task, cfg.trainer.early_stopping, lambda: recorder.rows)
         callbacks.append(early)
     io = AtomicCheckpointIO(held=("best.ckpt",))
     return Callbacks(stopwatch, recorder, best, last, early, io, callbacks)

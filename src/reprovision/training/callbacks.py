@@ -3,18 +3,21 @@ stop, a throttled progress bar."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from torch.distributed import ReduceOp
 
 from reprovision import tracking
 from reprovision.errors import StageFailed
+from reprovision.tasks import Task
 
 
 class EpochRecorder(Callback):
@@ -116,15 +119,32 @@ def checkpoint_note(trainer: pl.Trainer) -> str:
     return "no checkpoint had been written yet"
 
 
-class ResumableEarlyStopping(EarlyStopping):
-    """EarlyStopping whose stop survives a resume. Lightning restores its counters from the
-    checkpoint but not the Trainer's `should_stop`: a run killed after its early-stopped final
-    checkpoint (while its model goes to MLflow) would train on past the stop when resumed."""
+class RankedEarlyStopping(Callback):
+    """Stops `patience` epochs after the best one by the best checkpoint's rule (Task.rank: ties to
+    the lower validation loss), or at once when the monitored metric is not finite (fit then fails).
+
+    Lightning's EarlyStopping compares one metric, so a tie in accuracy with a lower loss would
+    not count as the improvement the best checkpoint takes it for. The decision is a function of
+    EpochRecorder's rows, which every checkpoint holds: a run resumed after its stop stops again."""
+
+    def __init__(self, task: Task, patience: int, rows: Callable[[], list[dict[str, float]]]) -> None:
+        self.task, self.patience, self.rows = task, patience, rows
+        self.stopped_epoch = 0
+
+    def _decide(self, trainer: pl.Trainer) -> None:
+        rows = self.rows()
+        if not rows or self.task.monitor not in rows[-1]:
+            return
+        since_best = len(rows) - 1 - rows.index(self.task.best(rows))
+        stop = not math.isfinite(rows[-1][self.task.monitor]) or since_best >= self.patience
+        if trainer.strategy.reduce_boolean_decision(stop, all=False):  # every process stops together
+            trainer.should_stop, self.stopped_epoch = True, len(rows)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        if self.stopped_epoch > 0:  # restored from a checkpoint saved after the stop
-            trainer.should_stop = True
+        self._decide(trainer)  # restored rows of a run that had stopped
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._decide(trainer)  # after EpochRecorder (listed after it), before the checkpoints
 
 
 class EpochLines(Callback):

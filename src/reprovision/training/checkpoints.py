@@ -11,6 +11,7 @@ state back from a checkpoint written before the rename.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,18 +59,40 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def best_checkpoint(checkpoint_dir: Path, task: Task | None) -> ModelCheckpoint:
-    """`best.ckpt`: the epoch with the best monitored metric (the highest val/acc, the lowest
-    val/mae; the first of equals), saved at the end of the training epoch, after EpochRecorder
-    has the epoch's row. With no `task` (a fit without validation) the final epoch's model."""
-    return ModelCheckpoint(
-        dirpath=checkpoint_dir,
-        filename="best",
-        monitor=task.monitor if task else None,
-        mode=task.mode if task else "min",
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
+class BestCheckpoint(ModelCheckpoint):
+    """`best.ckpt`: the epoch that ranks best by the task's rule (Task.rank: the monitored metric,
+    ties to the lower validation loss; the first of equals), saved at the end of the training
+    epoch, after EpochRecorder has the epoch's row. Lightning's own comparison sees one metric only."""
+
+    def __init__(self, checkpoint_dir: Path, task: Task, rows: Callable[[], list[dict[str, float]]]) -> None:
+        super().__init__(
+            dirpath=checkpoint_dir,
+            filename="best",
+            monitor=task.monitor,
+            mode=task.mode,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        self.task, self.rows = task, rows
+
+    @property
+    def state_key(self) -> str:
+        # Lightning files a callback's state under its class name: the name checkpoints written
+        # before this class carry, so they resume with it.
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
+        rows = self.rows()
+        return current is not None and bool(rows) and self.task.best(rows) is rows[-1]
+
+
+def best_checkpoint(checkpoint_dir: Path, task: Task | None, rows: Callable[[], list[dict[str, float]]]):
+    """BestCheckpoint over the epochs' `rows`; with no `task` (a fit without validation) the final
+    epoch's model."""
+    if task is not None:
+        return BestCheckpoint(checkpoint_dir, task, rows)
+    return ModelCheckpoint(dirpath=checkpoint_dir, filename="best", save_on_train_epoch_end=True,
+                           enable_version_counter=False)  # fmt: skip
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -89,7 +112,7 @@ class LastCheckpoint(ModelCheckpoint):
         self.due = time.monotonic() + self.every_s
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Runs after EarlyStopping (Lightning calls checkpoint callbacks last): should_stop is set.
+        # Runs after RankedEarlyStopping (Lightning calls checkpoint callbacks last): should_stop is set.
         final = trainer.current_epoch + 1 >= trainer.max_epochs or trainer.should_stop
         # Every process decides as the first does: a save waits for all of them at a barrier.
         if trainer.strategy.broadcast(final or time.monotonic() >= self.due):

@@ -62,7 +62,7 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
     y = np.concatenate([p["y"] for p in parts])
     summary = read_json(paths.summary)
     fold_cfg = dataclasses.replace(cfg, split=dataclasses.replace(cfg.split, folds=None, refit=False))
-    scores, curves = [], []
+    scores, curves, losses = [], [], []
     with tempfile.TemporaryDirectory(prefix="folds-") as tmp:
         for i, fold in enumerate(fold_indices(y, k, cfg.seed, task.name == "classification"), start=1):
             where = Path(tmp) / f"fold-{i}"
@@ -70,11 +70,12 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
             fold_paths = TrainPaths.scratch(where, paths.params, where / "normalised", where / "summary.json")
             result = train(fold_cfg, fold_paths, run_name=f"fold {i}/{k}", parent_run_id=parent_run_id)
             scores.append(result[task.monitor])
-            curves.append([float(r[task.monitor]) for r in read_csv(fold_paths.curves)])
+            rows = read_csv(fold_paths.curves)
+            curves.append([float(r[task.monitor]) for r in rows])
+            losses.append([float(r["val/loss"]) for r in rows])
             print(f"train: fold {i}/{k}: {task.monitor} {result[task.monitor]:.4f}")
     per_epoch = fold_mean_curve(curves, task.monitor)
-    smoothed = [row[f"cv/{task.monitor}_smoothed"] for row in per_epoch.values()]
-    best = smoothed.index(max(smoothed) if task.higher_is_better else min(smoothed)) + 1
+    best = chosen_epoch(per_epoch, fold_mean_curve(losses, "val/loss"), task)
     print(f"train: {k} folds: {task.monitor} {statistics.fmean(scores):.4f}; best epoch by the smoothed mean {best}")
     added = {
         f"cv/{task.monitor}_mean": statistics.fmean(scores),
@@ -132,6 +133,16 @@ def fold_mean_curve(curves: list[list[float]], monitor: str) -> dict[int, dict[s
         smoothed = mean if smoothed is None else SMOOTHING * smoothed + (1 - SMOOTHING) * mean
         out[epoch] = {f"cv/{monitor}_mean": mean, f"cv/{monitor}_smoothed": smoothed}
     return out
+
+
+def chosen_epoch(monitored: dict[int, dict[str, float]], losses: dict[int, dict[str, float]], task) -> int:
+    """The epoch whose smoothed fold-mean metric ranks best by the task's rule (Task.rank): ties to
+    the lower smoothed fold-mean validation loss, then to the earlier epoch."""
+    rows = [
+        {task.monitor: monitored[e][f"cv/{task.monitor}_smoothed"], "val/loss": losses[e]["cv/val/loss_smoothed"]}
+        for e in monitored
+    ]
+    return rows.index(task.best(rows)) + 1
 
 
 def train_and_cross_validate(cfg: Config, paths: TrainPaths, **kwargs) -> dict | None:

@@ -14,7 +14,7 @@ from reprovision import tracking
 from reprovision.config import Config
 from reprovision.data.raw import START
 from reprovision.files import atomic_dir, load_arrays, read_json, write_csv, write_json
-from reprovision.tasks import Task
+from reprovision.tasks import Task, validation_note
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths
 
@@ -59,6 +59,8 @@ def write_model(checkpoint: Path, path: Path) -> None:
 
 def log_results(run: tracking.PipelineRun, paths: TrainPaths, summary: dict) -> None:
     run.log_metrics({f"best/{k}": v for k, v in summary.items()})
+    if note := validation_note(read_json(paths.summary)):  # in the run's overview, beside its metrics
+        run.set_tags({"validation_note": note})
     run.log_artifact(paths.curves, "metrics")
     for name in CHECKPOINTS:
         run.log_artifact(paths.checkpoints / name, "checkpoints")
@@ -74,7 +76,7 @@ def log_model(cfg: Config, run: tracking.PipelineRun, paths: TrainPaths, summary
     if cfg.tracking.registered_model and not cfg.trainer.limit_batches:  # a smoke run is never a champion
         task = cfg.data.task_spec
         name = cfg.tracking.registered_model
-        print("train: " + tracking.register_model(run, model_uri, name, task, summary[task.monitor]))
+        print("train: " + tracking.register_model(run, model_uri, name, task, summary))
 
 
 def log_timing(run: tracking.PipelineRun, timing: dict[str, float], path: Path | None) -> None:

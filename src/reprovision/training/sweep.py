@@ -102,7 +102,7 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
         study, parent = None, start_parent()
     trials: list[dict[str, Any]] = []
 
-    def run_trial(values: dict[str, float], number: int | None = None) -> float:
+    def run_trial(values: dict[str, float], number: int | None = None, shared=None) -> float:
         number = number or len(trials) + 1
         trial = trial_config(base, values, search.epochs)
         where = work / f"trial-{number}"
@@ -112,7 +112,11 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
         summary = train_and_cross_validate(
             validate(trial), paths, run_name=f"trial {number}", parent_run_id=parent.run_id
         )
-        trials.append({"trial": number, **values, score: summary[score], "config": trial})
+        trials.append(
+            {"trial": number, **values, score: summary[score], "val/loss": summary["val/loss"], "config": trial}
+        )
+        if shared is not None:  # the study's trial: the other workers rank it by its loss too
+            shared.set_user_attr("val/loss", summary["val/loss"])
         print(
             f"sweep: trial {number}/{search.trials}: {score} {summary[score]:.4f} "
             + " ".join(f"{k}={v:.3g}" for k, v in values.items())
@@ -129,9 +133,9 @@ def run_sweep(params_path: Path, data_dir: Path, summary_path: Path, conf_dir: P
 
 
 def ranked(trials: list[dict[str, Any]], task: Task) -> list[dict[str, Any]]:
-    """Trials best first by the monitored metric; among equals the earliest first."""
-    sign = -1.0 if task.higher_is_better else 1.0
-    return sorted(trials, key=lambda t: sign * t[task.monitor])
+    """Trials best first by the task's rule (Task.rank: ties to the lower validation loss); among
+    equals the earliest first."""
+    return sorted(trials, key=task.rank, reverse=True)
 
 
 def search_random(search: SearchConfig, task: Task, seed: int, run_trial, trials: list[dict[str, Any]]) -> None:
@@ -184,7 +188,7 @@ def search_shared(search: SearchConfig, task: Task, study, parent, base, run_tri
     while len(study_mod.completed(study)) < search.trials:
         study_mod.fail_stale(study)
         if len([t for t in study.trials if t.state in done]) < search.trials:
-            study.optimize(lambda t: run_trial(suggest(t, search), t.number + 1), callbacks=[stop])
+            study.optimize(lambda t: run_trial(suggest(t, search), t.number + 1, t), callbacks=[stop])
         if not study_mod.wait_for_others(study, timeout_s=WAIT_S):
             raise StageFailed(f"study {study.study_name!r}: other workers' trials still run after {WAIT_S} s")
     trials = [
@@ -192,6 +196,7 @@ def search_shared(search: SearchConfig, task: Task, study, parent, base, run_tri
             "trial": t.number + 1,
             **t.params,
             task.monitor: t.value,
+            "val/loss": t.user_attrs.get("val/loss", math.inf),
             "config": trial_config(base, t.params, search.epochs),
         }
         for t in study_mod.completed(study)
