@@ -13,69 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from reprovision import plots, tracking
+from reprovision.baseline import baselines, margin
 from reprovision.errors import StageFailed
 from reprovision.files import atomic_file, load_arrays, write_csv, write_json
 from reprovision.models.predictor import Predictor, device_for, load_predictor
+from reprovision.scoring import classification_metrics, regression_metrics
 from reprovision.tasks import CLASSIFICATION, REGRESSION
-
-# The test metrics are computed here with torch, as torchmetrics defines them (tests/test_evaluation.py
-# compares the two): importing torchmetrics costs the stage seconds of start-up (it imports
-# torchvision's models and scipy.signal); computing them takes microseconds.
-
-
-def divide(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a / b in floating point, 0 where b is 0 (torchmetrics' zero_division=0)."""
-    a, b = a.float(), b.float()
-    return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
-
-
-def classification_metrics(logits: torch.Tensor, targets: torch.Tensor, classes: list[str]) -> dict:
-    """Test metrics from logits: accuracy, macro-F1 (over the classes that occur in the targets or
-    the predictions), loss, per-class precision/recall/F1, the confusion matrix (rows: actual)."""
-    k = len(classes)
-    matrix = torch.bincount(targets * k + logits.argmax(1), minlength=k * k).reshape(k, k)
-    tp = matrix.diagonal()
-    fp, fn = matrix.sum(0) - tp, matrix.sum(1) - tp
-    per_class = {
-        "precision": divide(tp, tp + fp),
-        "recall": divide(tp, tp + fn),
-        "f1": divide(2 * tp, 2 * tp + fn + fp),
-    }
-    present = (tp + fp + fn > 0).float()
-    support = matrix.sum(1)
-    return {
-        "test/acc": divide(tp.sum(), support.sum()).item(),
-        "test/f1_macro": divide(present * per_class["f1"], present.sum()).sum().item(),
-        "test/loss": F.cross_entropy(logits, targets).item(),
-        "per_class": [
-            {
-                "class": name,
-                **{m: v[i].item() for m, v in per_class.items()},
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(classes)
-        ],
-        "confusion_matrix": matrix.tolist(),
-    }
-
-
-def regression_metrics(predicted: torch.Tensor, actual: torch.Tensor) -> dict:
-    """Test metrics of predicted values, in the target's units: MAE, MSE, RMSE and R²."""
-    n = len(actual)
-    residual = actual - predicted
-    mse = (torch.sum(residual * residual) / n).item()
-    total = torch.sum(actual)
-    spread = torch.sum(actual * actual) - total * (total / n)  # the total sum of squares
-    return {
-        "test/mae": (torch.sum(torch.abs(predicted - actual)) / n).item(),
-        "test/mse": mse,
-        "test/rmse": mse**0.5,
-        "test/r2": (1 - torch.sum(residual * residual) / spread).item(),
-    }
-
 
 LARGEST_ERRORS = 20  # rows of metrics/evaluation/largest_errors.csv
 
@@ -90,10 +35,12 @@ def evaluate(
     batch_size: int = 1024,
     tracking_uri: str | None = None,
     limit_batches: int | None = None,
+    baseline: tuple[int, int] | None = None,
 ) -> dict:
     """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to the MLflow
     run recorded in `run_file` (`tracking_uri`, the configured store, supplies its credentials); `tta`
-    averages each image's and its mirror's predicted probabilities."""
+    averages each image's and its mirror's predicted probabilities. `baseline` (seed, rows): the
+    simplest models' test metrics beside the net's, and the net's margin over the best of them."""
     module = load_predictor(model_dir / "model.ckpt")
     module.flip_tta = tta
     outputs, targets = predict_test(module, data_dir, accelerator, batch_size, limit_batches)
@@ -109,6 +56,13 @@ def evaluate(
             "holds values the model turns into NaN or infinity; check the data"
             + (f"; withdrawn from the registry: {', '.join(withdrawn)}" if withdrawn else "")
         )
+    if baseline is not None:
+        found = baselines(data_dir, *baseline)
+        task = module.task
+        headline |= {**found, f"baseline/margin/{task.monitor.replace('val/', 'test/')}": margin(
+            headline, found, task.monitor, task.higher_is_better
+        )}  # fmt: skip
+    write_json(out_dir / "eval.json", headline)  # with the baselines' beside the net's
     if run is None:
         return headline
     run.record_numerics("evaluate")

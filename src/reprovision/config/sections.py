@@ -91,6 +91,11 @@ class NumericsConfig:
 @dataclass
 class EvaluateConfig:
     tta: bool = MISSING  # test-time augmentation: average the predictions for each image and its mirror
+    baseline: bool = MISSING  # fit the simplest models on the training split and score them beside the net
+    baseline_rows: int = MISSING  # the most training rows the baselines are fitted on (a seeded draw)
+
+    def __post_init__(self) -> None:
+        require(self.baseline_rows >= 1, "evaluate.baseline_rows", self.baseline_rows, "an integer >= 1")
 
 
 @dataclass

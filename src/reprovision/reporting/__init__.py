@@ -86,9 +86,26 @@ def summary_rows(cfg: Config, metrics_dir: Path, split: dict, noun: str, test_ro
             else []
         ),
         *((name, f"{test[name]:.4f}") for name in task.test_metrics if name in test),
+        *baseline_rows(test, task.test_metrics),
         (noun, test_rows),
         ("validation split", validation_note(split) or f"{split['sizes']['val']} examples"),
     ]
+
+
+BASELINES = {"logistic": "logistic regression", "majority": "the majority class", "linear": "linear regression",
+             "mean": "the training mean"}  # fmt: skip
+
+
+def baseline_rows(test: dict, metrics: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The baselines' test metrics (evaluate's baseline/*) beside the net's, and its margin over the best."""
+    rows = []
+    for key, name in BASELINES.items():
+        shown = [f"{m} {test[f'baseline/{key}/{m}']:.4f}" for m in metrics if f"baseline/{key}/{m}" in test]
+        if shown:
+            rows.append((f"baseline: {name}", ", ".join(shown)))
+    rows += [(f"margin over the best baseline ({k.removeprefix('baseline/margin/')})", f"{v:+.4f}")
+             for k, v in test.items() if k.startswith("baseline/margin/")]  # fmt: skip
+    return rows
 
 
 def summary_table(cfg: Config, metrics_dir: Path, split: dict, noun: str, test_rows: int) -> str:

@@ -30,5 +30,8 @@ def run(args: argparse.Namespace) -> None:
         cfg.data.eval_batch_size,
         tracking.tracking_uri(cfg),
         cfg.trainer.limit_batches,
+        (cfg.seed, cfg.evaluate.baseline_rows) if cfg.evaluate.baseline else None,
     )
-    print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items()))
+    print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in headline.items() if not k.startswith("baseline/")))
+    if baselines := {k: v for k, v in headline.items() if k.startswith("baseline/")}:
+        print("evaluate: " + ", ".join(f"{k} {v:.4f}" for k, v in baselines.items()))

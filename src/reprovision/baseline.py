@@ -1,0 +1,86 @@
+"""The simplest models to beat, fitted by scikit-learn on the normalised training split the net
+trained on, read as the net reads it (pixels, columns, the multi-hot words of a document), and
+scored on the test split as the net is: logistic regression and the majority class for a
+classification, linear regression and the training mean for a regression.
+
+Bounded: at most `max_rows` training rows (a seeded draw) and MAX_ITER solver iterations; the
+measured cost is in the README (Tracking a run's baseline)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reprovision.files import load_arrays, read_json
+from reprovision.scoring import classification_metrics, regression_metrics
+
+MAX_ITER = 100  # lbfgs steps of the logistic regression: converged on digits, close on MNIST and CIFAR-10
+
+
+def features(x: np.ndarray, inputs: dict):
+    """Rows as the net reads them: flattened normalised pixels, table columns, or each document's
+    words as a multi-hot row over the vocabulary (a sparse matrix: padding is no word)."""
+    if inputs["kind"] != "text":
+        return x.reshape(len(x), -1).astype(np.float64)
+    from scipy.sparse import csr_matrix
+
+    rows, cols = np.nonzero(x)  # padding (0) is no word
+    multi = csr_matrix((np.ones(len(rows)), (rows, x[rows, cols])), shape=(len(x), len(inputs["vocabulary"])))
+    multi.sum_duplicates()
+    multi.data[:] = 1.0  # a word counts once, as in the multi-hot net
+    return multi
+
+
+def baselines(data_dir: Path, seed: int, max_rows: int) -> dict[str, float]:
+    """The baselines' test metrics as `baseline/<model>/<metric>` (test/acc, test/mae, ...)."""
+    stats = read_json(data_dir / "stats.json")
+    train, test = load_arrays(data_dir / "train.npz"), load_arrays(data_dir / "test.npz")
+    rows = np.random.default_rng(seed).permutation(len(train["y"]))[:max_rows]
+    rows.sort()
+    x, y = features(train["x"][rows], stats["inputs"]), train["y"][rows]
+    x_test, y_test = features(test["x"], stats["inputs"]), torch.from_numpy(test["y"])
+    if stats["task"] == "classification":
+        return _classification(x, y, x_test, y_test, stats["classes"], seed)
+    return _regression(x, y, x_test, y_test)
+
+
+def _classification(x, y, x_test, y_test, classes: list[str], seed: int) -> dict[str, float]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    k = len(classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # bounded on purpose: MAX_ITER
+        model = LogisticRegression(max_iter=MAX_ITER, random_state=seed).fit(x, y)
+    probs = np.zeros((x_test.shape[0], k))
+    probs[:, model.classes_] = model.predict_proba(x_test)  # classes absent from the drawn rows: 0
+    majority = np.bincount(y, minlength=k) / len(y)
+    found = {}
+    for name, p in (("logistic", probs), ("majority", np.broadcast_to(majority, probs.shape))):
+        logits = torch.from_numpy(np.log(np.clip(p, 1e-12, None))).float()  # softmax(log p) = p
+        metrics = classification_metrics(logits, y_test, classes)
+        found |= {f"baseline/{name}/{m}": metrics[m] for m in ("test/acc", "test/f1_macro", "test/loss")}
+    return found
+
+
+def _regression(x, y, x_test, y_test) -> dict[str, float]:
+    from sklearn.linear_model import LinearRegression
+
+    predicted = LinearRegression().fit(x, y).predict(x_test)
+    found = {}
+    for name, p in (("linear", predicted), ("mean", np.full(len(y_test), float(np.mean(y))))):
+        metrics = regression_metrics(torch.from_numpy(np.asarray(p, dtype=np.float32)), y_test.float())
+        found |= {f"baseline/{name}/{m}": v for m, v in metrics.items()}
+    return found
+
+
+def margin(headline: dict[str, float], found: dict[str, float], monitor: str, higher_is_better: bool) -> float:
+    """How far the net is ahead of the best baseline on the task's headline test metric (positive:
+    the net is better): test/acc over the baselines', or their test/mae over the net's."""
+    metric = monitor.replace("val/", "test/")
+    scores = [v for k, v in found.items() if k.endswith("/" + metric)]
+    best = max(scores) if higher_is_better else min(scores)
+    return headline[metric] - best if higher_is_better else best - headline[metric]
