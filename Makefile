@@ -82,7 +82,10 @@ params: $(STAMP) ## compose conf/ into params.yaml (what dvc exp run does; dvc r
 tracking-server: $(STAMP) ## try team tracking: MLflow on a throwaway PostgreSQL, 127.0.0.1:5000
 	python -m reprovision tracking-server --dir .tracking-server --port 5000
 
+# MLflow's GenAI job workers (LLM scorers, prompt optimisation: ten processes, 2.5 GB) serve nothing a
+# pipeline run logs: off, unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION is set (as reprovision tracking-server).
 ui: $(STAMP) ## open the MLflow UI on the project's store
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=$${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
 	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
 
 clean: ## remove pipeline outputs (keeps .venv, the DVC cache and the MLflow store)

@@ -99,3 +99,28 @@ def test_class_names_mlflow_refuses_in_a_metric_name_are_logged_and_mapped_back(
     names = {r["class"]: r["mlflow_name"] for r in rows}
     assert (names["c++"], names["dogs & cats"], names["café"]) == ("c__", "dogs _ cats", "café")
     assert names["c__"] != names["c++"]
+
+
+def test_a_pipeline_run_shows_its_source_user_and_the_stages_whole_time_in_mlflows_ui(
+    tmp_path, root, tiny_split, monkeypatch
+):
+    """MLflow's UI reads its own system tags (Source, User) and the run's start: the command, the
+    commit, the user, and the clock from the stage's start, start-up included, not from the fit's."""
+    import getpass
+    import sys
+
+    import psutil
+
+    from reprovision.config import compose, validate
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(root)  # a git checkout: the commit is known
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/reprovision/__main__.py", "train", "--params", "params.yaml"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = validate(compose(root / "conf", [f"tracking.uri={uri}"]))
+    run = PipelineRun.start(cfg, root / "params.yaml", tiny_split, tiny_split / "summary.json")
+    recorded = MlflowClient(uri).get_run(run.run_id)
+    tags = recorded.data.tags
+    assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("reprovision train", "LOCAL")
+    assert tags["mlflow.user"] == getpass.getuser() and len(tags["mlflow.source.git.commit"]) == 40
+    assert recorded.info.start_time == int(psutil.Process().create_time() * 1000)

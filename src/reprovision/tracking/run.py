@@ -8,8 +8,11 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from reprovision.config import Config, flatten
 from reprovision.config.consistency import REPRODUCES_ENV
@@ -53,6 +56,16 @@ def run_tags(data_dir: str | None = None) -> dict[str, str]:
     if data_dir and (md5 := dvc_lock_md5(data_dir)):
         tags["data_md5"] = md5
     return tags
+
+
+def system_tags(tags: dict[str, str]) -> dict[str, str]:
+    """`tags` with MLflow's own system tags, which its UI shows (Source, User): those MLflow's
+    context providers give any run it starts (mlflow.user, mlflow.source.type), the command as
+    the source's name; `tags` win (mlflow.source.git.commit, from run_tags)."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    command = " ".join(["reprovision", *sys.argv[1:2]])  # reprovision train, reprovision sweep
+    return resolve_tags({"mlflow.source.name": command, "mlflow.source.type": "LOCAL", **tags})
 
 
 def dvc_lock_md5(out_path: str, lock: Path = Path("dvc.lock")) -> str | None:
@@ -163,9 +176,12 @@ class PipelineRun:
             )
         default_name = os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}"
         tags = {"mlflow.runName": name or default_name, **run_tags(str(data_dir))}
+        started = None
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI
-        run_id = client.create_run(experiment_id, tags=tags).info.run_id
+        else:  # the run's clock starts with the stage's process, start-up included
+            started = int(psutil.Process().create_time() * 1000)
+        run_id = client.create_run(experiment_id, start_time=started, tags=system_tags(tags)).info.run_id
         # Recorded (run.json, resume.json) without credentials; reopening supplies them again.
         self = cls({"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": without_credentials(uri)}, uri)
         self.log_params({**run_params(cfg), **dataset_params(json.loads(summary_path.read_text()))})
