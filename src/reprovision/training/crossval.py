@@ -74,8 +74,9 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
             curves.append([float(r[task.monitor]) for r in rows])
             losses.append([float(r["val/loss"]) for r in rows])
             print(f"train: fold {i}/{k}: {task.monitor} {result[task.monitor]:.4f}")
-    per_epoch = fold_mean_curve(curves, task.monitor)
-    best = chosen_epoch(per_epoch, fold_mean_curve(losses, "val/loss"), task)
+    per_epoch, loss_curve = fold_mean_curve(curves, task.monitor), fold_mean_curve(losses, "val/loss")
+    best = chosen_epoch(per_epoch, loss_curve, task)
+    per_epoch = {epoch: {**row, **loss_curve[epoch]} for epoch, row in per_epoch.items()}  # both in curves.csv
     print(f"train: {k} folds: {task.monitor} {statistics.fmean(scores):.4f}; best epoch by the smoothed mean {best}")
     added = {
         f"cv/{task.monitor}_mean": statistics.fmean(scores),
