@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from reprovision.numerics import Numerics, pin
+
+# This process computes as a stage's process does (pinned before numpy and torch load): a stage run
+# in-process here gives the bytes the same stage gives as its own process (a resumed run, compared
+# with an uninterrupted one).
+pin(Numerics())
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

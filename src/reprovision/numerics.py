@@ -31,6 +31,7 @@ MKL_BRANCH = "COMPATIBLE"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 CUBLAS = {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}  # what cuBLAS needs to be deterministic, read when CUDA starts
 PINNED_ENV = "REPROVISION_NUMERICS"  # what this process pinned, for its children and its fingerprint
+MANAGED = (*dict.fromkeys(k for isa in ISAS.values() for k in isa), "MKL_CBWR", *THREAD_VARIABLES, *CUBLAS, PINNED_ENV)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ def pin(numerics: Numerics) -> dict[str, str]:
     A library already loaded in this process (numpy under MLflow's model server) keeps its own
     paths: only what can still take effect is set, and the fingerprint says what ran."""
     if not numerics.portable:
-        os.environ.pop(PINNED_ENV, None)  # a parent's pin is not this process's
+        if PINNED_ENV in os.environ:  # a pinned parent (a sweep, a test run) set these: not this process's
+            for name in MANAGED:
+                os.environ.pop(name, None)
         return {}
     threads = dict.fromkeys(THREAD_VARIABLES, str(numerics.threads))
     wanted = {**ISAS[numerics.isa], "MKL_CBWR": MKL_BRANCH, **threads, **CUBLAS}
@@ -70,7 +73,10 @@ def pin(numerics: Numerics) -> dict[str, str]:
     if "torch" in sys.modules:  # nothing of torch's can change any more
         wanted = {k: v for k, v in wanted.items() if k == "NPY_DISABLE_CPU_FEATURES"}
     os.environ.update(wanted)
-    os.environ[PINNED_ENV] = f"isa={numerics.isa} threads={numerics.threads}" if wanted else "not pinned"
+    if wanted:
+        os.environ[PINNED_ENV] = f"isa={numerics.isa} threads={numerics.threads}"
+    else:  # too late: what an earlier pin of this process set (tests' conftest) is what runs
+        os.environ.setdefault(PINNED_ENV, "not pinned")
     return wanted
 
 

@@ -14,12 +14,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from tests.training.test_resume import digits, train_cmd  # noqa: F401 (digits: a fixture)
 
+from reprovision.numerics import MANAGED
+
 CPUS = sorted(os.sched_getaffinity(0))
 
 
 def run_stage(cmd: list[str], cpus: list[int] | None = None, **env: str) -> None:
     """`cmd` as its own process, on `cpus` only, with the user's `env` (their own thread settings)."""
-    environ = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "REPROVISION_NUMERICS")}
+    environ = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", *MANAGED)}  # a user's shell
 
     def affinity() -> None:
         if cpus is not None:
@@ -49,6 +51,13 @@ def train_and_evaluate(digits, name: str, overrides: list[str], cpus=None, **env
 EPOCHS = ["trainer.max_epochs=3"]
 
 
+def native_capability() -> str:
+    """What torch runs on this CPU unpinned (this test process is pinned, as a stage's is)."""
+    environ = {k: v for k, v in os.environ.items() if k not in MANAGED}
+    probe = [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"]
+    return subprocess.run(probe, env=environ, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_each_stage_process_records_the_kernels_mkl_path_and_threads_it_was_pinned_to(digits):  # noqa: F811
     """isa=default and 3 threads: what no machine runs by itself, so a pin set too late (after torch
     loaded), or not set, shows here whatever CPU runs the test."""
@@ -66,7 +75,7 @@ def test_portable_off_runs_the_machines_own_kernels_on_all_its_cpus(digits):  # 
     run = train_and_evaluate(digits, "native", [*EPOCHS, "numerics.portable=false"])
     tags = {k.removeprefix("numerics.train."): v for k, v in run["numerics"].items() if ".train." in k}
     assert tags["pinned"] == "no (numerics.portable=false)"
-    assert tags["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # this test process: not pinned
+    assert tags["cpu_capability"] == native_capability()
     assert tags["threads"] == str(len(CPUS)) and tags["mkl_branch"] in ("off", "auto")
 
 
@@ -83,3 +92,15 @@ def test_machines_with_other_cpu_counts_and_thread_settings_give_the_same_bytes(
         assert other["model"] == two["model"] and other["metrics"] == two["metrics"]
     threads = {run["numerics"]["numerics.train.threads"] for run in (one, two, own)}
     assert threads == {"2"}
+
+
+def test_this_test_process_computes_as_a_stages_process_does():
+    """tests/conftest.py pins before numpy and torch load: a stage run in-process here gives the
+    bytes its own process gives."""
+    from reprovision.numerics import PINNED_ENV, fingerprint
+
+    assert os.environ[PINNED_ENV] == "isa=avx2 threads=2"
+    assert fingerprint()["mkl_branch"] == "compatible" and torch.backends.cpu.get_cpu_capability() in (
+        "AVX2",
+        "DEFAULT",
+    )
