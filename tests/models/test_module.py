@@ -154,3 +154,22 @@ def test_regression_epoch_metrics_are_the_mean_absolute_and_squared_error_of_eve
     assert float(trainer.callback_metrics["val/mae"]) == pytest.approx(float((predicted - y).abs().mean()), rel=1e-5)
     assert float(trainer.callback_metrics["val/loss"]) == pytest.approx(float(((predicted - y) ** 2).mean()), rel=1e-5)
     assert "val/acc" not in trainer.callback_metrics
+
+
+def test_a_regression_net_starts_at_the_training_splits_mean_target(tmp_path, root):
+    """Its first answer is the mean baseline's, learnt from the training split alone (normalise's
+    stats), not zero: on targets around 150 the early epochs would otherwise learn the scale."""
+    rng = np.random.default_rng(0)
+    table_split(tmp_path / "split", rng)
+    for split, shift in (("train", 150.0), ("val", -80.0), ("test", 500.0)):  # only train's counts
+        arrays = load_arrays(tmp_path / "split" / f"{split}.npz")
+        save_arrays(tmp_path / "split" / f"{split}.npz", x=arrays["x"], y=(arrays["y"] + shift).astype(np.float32))
+    stats = normalise(tmp_path / "split", tmp_path / "norm")
+    train_y = load_arrays(tmp_path / "split" / "train.npz")["y"]
+    assert stats["target_mean"] == pytest.approx(float(train_y.mean()))
+    cfg = validate(compose(root / "conf", ["data=diabetes", "model.hidden=[8]", "model.init=he"]))
+    module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "regression", [], stats["inputs"],
+                   target_mean=stats["target_mean"])  # fmt: skip
+    with torch.no_grad():
+        zero = module(torch.zeros(1, len(stats["inputs"]["features"])))  # a row at the training mean
+    assert float(zero.squeeze()) == pytest.approx(stats["target_mean"], rel=1e-6)  # he: zero biases below

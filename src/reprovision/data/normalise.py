@@ -88,6 +88,8 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
     inputs, apply = fit(kind, data["train"]["x"], split_dir, num_words, max_length)
     stats = {"task": summary.get("task", "classification"), "classes": summary["classes"],
              "target": summary.get("target", ""), "inputs": inputs}  # fmt: skip
+    if stats["task"] == "regression":  # where the net's output starts: the training mean (the mean baseline)
+        stats["target_mean"] = float(np.mean(data["train"]["y"], dtype=np.float64))
     with atomic_dir(out_dir) as tmp:
         xs = {s: apply(data[s]["x"]) for s in SPLITS}
         if kind == "text":  # one length for all splits: the longest document after encoding

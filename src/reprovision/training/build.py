@@ -49,6 +49,7 @@ def build_module(cfg: Config, stats: dict) -> Model:
         inputs=stats["inputs"],
         label_smoothing=cfg.trainer.label_smoothing,
         target=stats["target"],
+        target_mean=stats.get("target_mean"),
     )
     speed_up(module.net, cfg.trainer.channels_last, cfg.trainer.compile)
     return module
