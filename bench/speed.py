@@ -68,7 +68,8 @@ class BareLoop:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         model = dataclasses.asdict(cfg.model)
-        net = build_net(model.pop("name"), shape, classes, **{k: v for k, v in model.items() if k != "init"})
+        inputs = {"kind": "image", "shape": shape}
+        net = build_net(model.pop("name"), inputs, classes, **{k: v for k, v in model.items() if k != "init"})
         init_weights(net, cfg.model.init)
         self.net = net.to(device)
         if cfg.trainer.channels_last:
@@ -130,7 +131,9 @@ def classic_loader(raw: np.ndarray, y: np.ndarray, stats: dict, batch: int, padd
 
     steps = [transforms.RandomCrop(raw.shape[-1], padding=padding)] if padding else []
     steps += [transforms.RandomHorizontalFlip()] if flip else []
-    pipeline = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(stats["mean"], stats["std"])])
+    pipeline = transforms.Compose(
+        [*steps, transforms.ToTensor(), transforms.Normalize(stats["inputs"]["mean"], stats["inputs"]["std"])]
+    )
 
     class Images(Dataset):
         def __len__(self):
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8 if torch.cuda.is_available() else 0, help="classic path")
     parser.add_argument("--name", default=None, help="results file name (default: the dataset's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--work", type=Path, help="a directory prepare() already filled (bench/gpu_check.py): reused")
     parser.add_argument("--bare-run", type=Path, help=argparse.SUPPRESS)  # internal: (b)'s bare loop in WORK
     parser.add_argument("--lightning-run", type=Path, help=argparse.SUPPRESS)  # internal: (b)'s Lightning alone
     args = parser.parse_args()
@@ -259,8 +263,9 @@ def main() -> None:
             print(json.dumps(loop(cfg, work, device, classes)))
             return
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        prepare(work, overrides)
+        work = args.work or Path(tmp)
+        if args.work is None:
+            prepare(work, overrides)
         stats = read_json(work / "normalised" / "stats.json")
         raw = load_arrays(work / "split" / "train.npz")
         x, y, _, _ = splits(work, device)
@@ -290,13 +295,13 @@ def main() -> None:
             cmd = [sys.executable, __file__, *sys.argv[1:], flag, str(work)]
             return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
 
+        name = args.name or d.name
         bare, alone, stage = {"seconds": float("inf")}, {"seconds": float("inf")}, {"train_s": float("inf")}
         for i in range(args.repeat):
             bare = min(bare, fresh("--bare-run"), key=lambda r: r["seconds"])
             alone = min(alone, fresh("--lightning-run"), key=lambda r: r["seconds"])
-            stage = min(stage, run_stages(work, overrides, f"stage-{i}"), key=lambda r: r["train_s"])
+            stage = min(stage, run_stages(work, overrides, f"stage-{name}-{i}"), key=lambda r: r["train_s"])
 
-    name = args.name or d.name
     result = {
         "what": f"{d.name} ({n} training images, {'x'.join(map(str, shape))}), model {cfg.model.name}, "
         f"batch {d.batch_size}, precision {cfg.trainer.precision}"

@@ -43,7 +43,7 @@ def run_tags(data_dir: str | None = None) -> dict[str, str]:
     """Where the run came from: git commit and whether code/config differ from it, the DVC
     experiment, the data's hash in dvc.lock, and the versions that shape the numbers."""
     tags = {"python_version": platform.python_version()}
-    tags.update({f"{pkg}_version": importlib.metadata.version(pkg) for pkg in VERSIONED})
+    tags.update({f"{pkg}_version": _version(pkg) for pkg in VERSIONED})
     commit = _git("rev-parse", "HEAD")
     if commit:
         tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
@@ -56,6 +56,13 @@ def run_tags(data_dir: str | None = None) -> dict[str, str]:
     if data_dir and (md5 := dvc_lock_md5(data_dir)):
         tags["data_md5"] = md5
     return tags
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:  # a training machine without DVC (a GPU node)
+        return "not installed"
 
 
 def system_tags(tags: dict[str, str]) -> dict[str, str]:
