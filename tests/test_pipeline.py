@@ -173,7 +173,8 @@ def test_a_worse_experiment_reruns_only_downstream_stages_and_fails_the_check(pi
         subprocess.run(["git", "show", "HEAD:metrics/eval.json"], cwd=work, capture_output=True).stdout
     )
     now = json.loads((work / "metrics" / "eval.json").read_text())
-    row = next(line for line in dvc(work, "metrics", "diff", "--md", "HEAD").splitlines() if "test/acc" in line)
+    diff = dvc(work, "metrics", "diff", "--md", "HEAD").splitlines()
+    row = next(line for line in diff if [c.strip() for c in line.split("|")][2:3] == ["test/acc"])
     assert now["test/acc"] != committed["test/acc"]
     assert str(round(committed["test/acc"], 5)) in row and str(round(now["test/acc"], 5)) in row
     assert "test/acc" in proc.stderr.splitlines()[-1]  # the one-line verdict names the metric

@@ -20,6 +20,7 @@ from reprovision.data.normalise import normalise
 from reprovision.evaluation import evaluate
 from reprovision.files import load_arrays, read_csv, read_json, write_json
 from reprovision.models.predictor import load_predictor
+from reprovision.tasks import CLASSIFICATION
 from reprovision.training.checkpoints import AtomicCheckpointIO
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
@@ -112,11 +113,11 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
 def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_predictions(
     tiny_split, tmp_path, root, monkeypatch
 ):
-    """models/model.ckpt holds the epoch curves.csv shows with the highest val/acc (the first of
-    equals), not the last or the worst; eval.json's test/acc is what predictions.csv shows."""
+    """models/model.ckpt holds the epoch curves.csv shows ranks best (the highest val/acc, ties to the
+    lower val/loss), not the last or the worst; eval.json's test/acc is what predictions.csv shows."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # Plain SGD on the tiny data climbs for an epoch, then levels off: the first best epoch is
-    # neither the first nor the last one.
+    # Plain SGD on the tiny data climbs for an epoch, then its accuracy levels off while the loss
+    # still falls: the tie goes to the lower loss.
     overrides = ["model=mlp", "model.hidden=[16]", "optim=sgd", "optim.lr=0.05", "trainer.max_epochs=5"]
     overrides += ["trainer.progress_bar=false", "data.batch_size=16", "tracking.registered_model=null"]
     cfg = validate(compose(root / "conf", [*overrides, f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}"]))
@@ -127,7 +128,8 @@ def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_pr
     curves = read_csv(tmp_path / "curves.csv")
     val_acc = [float(row["val/acc"]) for row in curves]
     assert min(val_acc) < max(val_acc), f"val/acc never moved ({val_acc}): no epoch to choose"
-    best = curves[val_acc.index(max(val_acc))]  # index(): the first of equals
+    rows = [{k: float(v) for k, v in row.items() if v} for row in curves]
+    best = curves[rows.index(CLASSIFICATION.best(rows))]
     model = tmp_path / "models" / "model.ckpt"
     assert torch.load(model, weights_only=True)["epoch"] + 1 == int(best["epoch"]), val_acc
     assert read_json(tmp_path / "train.json")["best_epoch"] == int(best["epoch"])
