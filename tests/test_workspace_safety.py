@@ -78,3 +78,16 @@ def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, 
             pass
     with dvc_lock:  # released when the stage ends
         pass
+
+
+def test_where_dvc_locks_with_hard_links_the_stage_leaves_its_lock_alone(tmp_path, monkeypatch):
+    """core.hardlink_lock (NFS): DVC's lock file has another format, and a file left at its path
+    would read to DVC as held; the stage takes nothing there."""
+    from reprovision.process import hold_dvc_lock
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    hardlink_lock = true\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_STAGE", "train")
+    with hold_dvc_lock():
+        assert not (tmp_path / ".dvc" / "tmp" / "lock").exists()

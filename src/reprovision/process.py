@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,14 @@ WAIT_S = 10  # another DVC command (a `dvc status`) may hold the lock for a mome
 
 def _workspace_lock() -> Path | None:
     """The repo lock of the DVC workspace this stage runs in (its working directory, a queued
-    experiment's copy included), or None outside one."""
+    experiment's copy included), or None outside one, or where DVC locks another way
+    (core.hardlink_lock, for NFS: a lock file of its own format, which this one would block)."""
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / ".dvc").is_dir():
+            configs = [folder / ".dvc" / name for name in ("config", "config.local")]
+            texts = (path.read_text() for path in configs if path.is_file())
+            if any(re.search(r"^\s*hardlink_lock\s*=\s*true\s*$", text, re.I | re.M) for text in texts):
+                return None
             return folder / ".dvc" / "tmp" / "lock"
     return None
 
