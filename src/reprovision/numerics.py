@@ -83,14 +83,16 @@ def pin(numerics: Numerics) -> dict[str, str]:
 def settle() -> None:
     """Once the command's module has loaded torch, in a pinned process: the pinned thread count
     (torch caps what OMP_NUM_THREADS asks at the machine's cores: 2 threads pinned would be 1 on a
-    one-core machine) and deterministic algorithms (train's Trainer then sets its own from
-    trainer.deterministic; elsewhere an op without one warns instead of failing)."""
+    one-core machine), and cuDNN's deterministic kernels, not its autotuned ones, for inference on
+    a GPU (train's Trainer sets its own from trainer.deterministic). Not
+    torch.use_deterministic_algorithms: it imports torch's compiler (1.5 s of every start here),
+    and the inference ops it would switch have no nondeterministic CPU kernel."""
     if os.environ.get(PINNED_ENV, "not pinned") == "not pinned" or "torch" not in sys.modules:
         return
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
 
 def pin_from(argv: list[str]) -> dict[str, str]:
@@ -120,12 +122,20 @@ def fingerprint() -> dict[str, str]:
         "mkl_branch": _mkl_branch(),
         "onednn": _version(r"MKL-DNN v(\S+)", shown),
         "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "native"),  # read when oneDNN started
+        "numpy_simd": _numpy_simd(),
         "torch": torch.__version__,
     }
     if torch.cuda.is_available():
         found |= {"gpu": torch.cuda.get_device_name(), "cuda": str(torch.version.cuda),
                   "cudnn": str(torch.backends.cudnn.version())}  # fmt: skip
     return found
+
+
+def _numpy_simd() -> str:
+    """numpy's dispatch groups this process runs (NPY_DISABLE_CPU_FEATURES turns off those above the pin)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return " ".join(group for group in __cpu_dispatch__ if __cpu_features__.get(group)) or "baseline"
 
 
 def _cpuinfo(key: str) -> str | None:

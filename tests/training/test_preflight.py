@@ -49,10 +49,41 @@ def test_the_train_stage_refuses_a_net_the_real_data_makes_too_large(digits, cap
     """Past the config stage's floor: the data's own inputs, before the net is built."""
     stats = json.loads((digits / "normalised" / "stats.json").read_text())
     cfg = validate(compose(ROOT / "conf"))
-    need = training_bytes(count(cfg, stats["inputs"], len(stats["classes"])), "adam")
+    need = training_bytes(count(cfg, stats["inputs"], len(stats["classes"])), dataclasses.asdict(cfg.optim))
     memory = psutil.virtual_memory()
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory._replace(available=need - 1))
     code, _, err = in_process(train_cmd(digits, digits / "too-large"), capsys)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("reprovision train: error: the model has ")
     assert not (digits / "too-large" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("optim", "tensors"),
+    [(["optim=adam"], 2), (["optim=rmsprop"], 1), (["optim=rmsprop", "optim.momentum=0.9"], 2), (["optim=sgd"], 0),
+     (["optim=momentum"], 1), (["optim=adagrad"], 1)],
+)  # fmt: skip
+def test_the_optimizer_state_counted_is_what_torch_keeps(optim, tensors):
+    """torch's own optimizers after one step: the tensors they keep per parameter (a momentum buffer
+    only where momentum is not 0), so the memory check never counts more than training takes."""
+    import torch
+
+    from reprovision.models.footprint import state_tensors
+    from reprovision.models.optimizers import build_optimizer
+
+    cfg = validate(compose(ROOT / "conf", optim))
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = build_optimizer([weight], dataclasses.asdict(cfg.optim), fused=False)
+    weight.grad = torch.ones(3)
+    optimizer.step()
+    kept = [v for v in optimizer.state[weight].values() if isinstance(v, torch.Tensor) and v.shape == weight.shape]
+    assert state_tensors(dataclasses.asdict(cfg.optim)) == len(kept) == tensors
+
+
+@pytest.mark.parametrize(("data", "model"), [("imdb", "mlp"), ("reuters", "text_cnn")])
+def test_the_built_in_corpora_are_sized_with_their_vocabulary(data, model):
+    """IMDB's and Reuters' vocabularies are data.num_words words (their training splits have more):
+    the check counts the net train builds, not a five-word floor."""
+    cfg = validate(compose(ROOT / "conf", [f"data={data}", f"model={model}"]))
+    inputs, _ = smallest_inputs(cfg.data)
+    assert len(inputs["vocabulary"]) == 4 + cfg.data.num_words

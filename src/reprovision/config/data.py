@@ -40,6 +40,9 @@ REGRESSION_DATA = ("boston_housing", "diabetes", TABLE)
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 TABLE_COLUMNS = {"boston_housing": 13, "diabetes": 10}
 CLASS_COUNTS = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "imdb": 2, "reuters": 46}
+# Distinct words a built-in corpus's training split has at the least (IMDB's 88,584 in all, Reuters'
+# 30,979): its vocabulary is data.num_words of them, up to these.
+TEXT_WORDS = {"imdb": 40_000, "reuters": 10_000}
 
 LOADERS = ("device", "dataloader")
 

@@ -8,10 +8,14 @@ import torch
 from reprovision.errors import ConfigError
 from reprovision.models.nets import build_net
 
-# Tensors the optimizer keeps per parameter (torch's implementations): Adam's two moments, the
-# momentum buffer, Adagrad's sum, RMSprop's square average and its momentum buffer.
-OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 2, "adam": 2, "adamw": 2}
 FLOAT32 = 4
+
+
+def state_tensors(optim: dict) -> int:
+    """Tensors the optimizer keeps per parameter (torch's implementations): Adam's two moments,
+    Adagrad's sum, RMSprop's square average, and a momentum buffer where momentum is not 0."""
+    own = {"adam": 2, "adamw": 2, "adagrad": 1, "rmsprop": 1}.get(optim["name"], 0)
+    return own + (1 if optim.get("momentum", 0) else 0)
 
 
 def parameter_count(net: dict, inputs: dict, outputs: int) -> int:
@@ -23,15 +27,16 @@ def parameter_count(net: dict, inputs: dict, outputs: int) -> int:
     return sum(p.numel() for p in built.parameters())
 
 
-def training_bytes(parameters: int, optimizer: str) -> int:
+def training_bytes(parameters: int, optim: dict) -> int:
     """Weights, gradients and optimizer state in float32: a floor under what training takes (the
     activations of a batch come on top)."""
-    return parameters * FLOAT32 * (2 + OPTIMIZER_STATE[optimizer])
+    return parameters * FLOAT32 * (2 + state_tensors(optim))
 
 
-def check_fits(parameters: int, optimizer: str, free: int, where: str, copies: int = 1) -> None:
+def check_fits(parameters: int, optim: dict, free: int, where: str, copies: int = 1) -> None:
     """Refuse a net whose training state alone (in `copies` processes) exceeds `free` bytes."""
-    need = training_bytes(parameters, optimizer) * copies
+    optimizer = optim["name"]
+    need = training_bytes(parameters, optim) * copies
     if need > free:
         gib = 1 << 30
         per = f" in each of {copies} processes" if copies > 1 else ""

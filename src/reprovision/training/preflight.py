@@ -11,7 +11,7 @@ import torch
 
 from reprovision import tracking
 from reprovision.config import Config, DataConfig
-from reprovision.config.data import CLASS_COUNTS, IMAGE_SHAPES, TABLE_COLUMNS
+from reprovision.config.data import CLASS_COUNTS, IMAGE_SHAPES, TABLE_COLUMNS, TEXT_WORDS
 from reprovision.data.raw import FIRST_WORD
 from reprovision.errors import ConfigError
 from reprovision.models.footprint import check_fits, parameter_count
@@ -48,7 +48,7 @@ def check_memory(cfg: Config, inputs: dict, outputs: int, device: torch.device) 
     else:
         free, where = psutil.virtual_memory().available, "this machine"
     copies = cfg.trainer.devices if device.type == "cpu" else 1
-    check_fits(count, cfg.optim.name, free, where, copies)
+    check_fits(count, dataclasses.asdict(cfg.optim), free, where, copies)
 
 
 def smallest_inputs(data: DataConfig) -> tuple[dict, int]:
@@ -61,8 +61,9 @@ def smallest_inputs(data: DataConfig) -> tuple[dict, int]:
         inputs = {"kind": "image", "shape": list(shape)}
     elif data.kind == "table":
         inputs = {"kind": "table", "features": ["column"] * TABLE_COLUMNS.get(data.name, 1)}
-    else:
-        inputs = {"kind": "text", "vocabulary": ["word"] * (FIRST_WORD + 1), "max_length": data.max_length}
+    else:  # the vocabulary: data.num_words of the training split's words, as many as it has
+        words = min(data.num_words, TEXT_WORDS.get(data.name, 1))
+        inputs = {"kind": "text", "vocabulary": ["word"] * (FIRST_WORD + words), "max_length": data.max_length}
     if data.task == "regression":
         return inputs, 1
     return inputs, len(data.classes) if data.classes else CLASS_COUNTS.get(data.name, 2)
