@@ -62,11 +62,13 @@ def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, 
 
     from reprovision.process import HOLDER_ENV, hold_dvc_lock
 
-    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     (tmp_path / "src").mkdir()
     monkeypatch.chdir(tmp_path / "src")  # a stage's working directory may be below the root
     monkeypatch.setenv("DVC_STAGE", "train")
     dvc_lock = make_lock(str(tmp_path / ".dvc" / "tmp" / "lock"), tmp_dir=str(tmp_path / ".dvc" / "tmp"))
+    with dvc_lock:  # DVC locked the workspace before the stage, and let go to run it: its file stays
+        pass
     with hold_dvc_lock():
         with pytest.raises(LockError):  # what a second `dvc exp run` meets before writing params.yaml
             dvc_lock.lock()
@@ -81,13 +83,22 @@ def test_a_stage_under_dvc_holds_the_workspace_lock_dvc_commands_take(tmp_path, 
 
 
 def test_where_dvc_locks_with_hard_links_the_stage_leaves_its_lock_alone(tmp_path, monkeypatch):
-    """core.hardlink_lock (NFS): DVC's lock file has another format, and a file left at its path
-    would read to DVC as held; the stage takes nothing there."""
+    """core.hardlink_lock (NFS; at any config level): DVC's lock deletes its file when it lets go, and
+    a file left at its path would read to DVC as held; the stage takes nothing there, and the
+    pipeline runs."""
+    from dvc.lock import make_lock
+
     from reprovision.process import hold_dvc_lock
 
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    hardlink_lock = true\n")
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DVC_STAGE", "train")
+    lock = make_lock(
+        str(tmp_path / ".dvc" / "tmp" / "lock"), tmp_dir=str(tmp_path / ".dvc" / "tmp"), hardlink_lock=True
+    )
+    with lock:  # DVC before the stage
+        pass
     with hold_dvc_lock():
         assert not (tmp_path / ".dvc" / "tmp" / "lock").exists()
+    with lock:  # DVC after the stage: it takes its lock again
+        pass

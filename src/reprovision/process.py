@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +17,13 @@ WAIT_S = 10  # another DVC command (a `dvc status`) may hold the lock for a mome
 
 def _workspace_lock() -> Path | None:
     """The repo lock of the DVC workspace this stage runs in (its working directory, a queued
-    experiment's copy included), or None outside one, or where DVC locks another way
-    (core.hardlink_lock, for NFS: a lock file of its own format, which this one would block)."""
+    experiment's copy included): the file DVC's own lock has left there. None outside a workspace,
+    or where there is no such file: DVC's hard-link lock (core.hardlink_lock, at any config level)
+    deletes its file when it lets go, and a file made here would read to it as held forever."""
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / ".dvc").is_dir():
-            configs = [folder / ".dvc" / name for name in ("config", "config.local")]
-            texts = (path.read_text() for path in configs if path.is_file())
-            if any(re.search(r"^\s*hardlink_lock\s*=\s*true\s*$", text, re.I | re.M) for text in texts):
-                return None
-            return folder / ".dvc" / "tmp" / "lock"
+            lock = folder / ".dvc" / "tmp" / "lock"
+            return lock if lock.is_file() else None
     return None
 
 
@@ -46,7 +43,6 @@ def hold_dvc_lock() -> Iterator[None]:
         return
     import zc.lockfile  # DVC's own lock implementation (its default, core.hardlink_lock=false)
 
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + WAIT_S
     while True:
         try:

@@ -13,8 +13,43 @@ def _host(netloc: str) -> str:
     return netloc.rpartition("@")[2]  # host[:port] as written (an IPv6 address keeps its brackets)
 
 
+PASSWORD_KEYS = ("password", "passwd")  # a database URL's query may carry the password instead
+
+
+def is_http(location: str) -> bool:
+    return urlsplit(location).scheme.lower() in ("http", "https")
+
+
+def _database(location: str):
+    """A database URL (postgresql://, mysql+pymysql://, ...) as SQLAlchemy reads it, as MLflow's
+    and Optuna's stores do: its password may hold `/`, `?` or `#`, which a URL parser stops at.
+    None for other locations."""
+    if is_http(location) or "://" not in location:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(location)
+    except (ArgumentError, ValueError):
+        return None
+
+
+def has_password(location: str) -> bool:
+    """Whether a URL carries a password: user:password@ or, for a database, ?password=."""
+    database = _database(location)
+    if database is not None:
+        return database.password is not None or any(k in database.query for k in PASSWORD_KEYS)
+    return urlsplit(location).password is not None
+
+
 def masked(location: str) -> str:
     """A URL with any user:password part hidden, for logs."""
+    database = _database(location)
+    if database is not None:
+        query = {k: ("***" if k in PASSWORD_KEYS else v) for k, v in database.query.items()}
+        hidden = database.set(username="***" if database.username else None, query=query)
+        return hidden.render_as_string(hide_password=True).replace("%2A", "*")
     parts = urlsplit(location)
     if parts.password is None and parts.username is None:
         return location

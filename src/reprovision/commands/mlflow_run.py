@@ -19,7 +19,7 @@ from pathlib import Path
 from reprovision.config import load_config
 from reprovision.errors import BadInput
 from reprovision.tracking import tracking_uri
-from reprovision.urls import masked
+from reprovision.urls import is_http, masked
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # DVC's experiment names; nothing a filter could parse
 LOCAL_UI = "http://127.0.0.1:5000"  # `make ui` (mlflow ui) for a local store
@@ -29,7 +29,7 @@ def ui_base(uri: str, ui: str | None) -> str:
     """Where the MLflow UI of store `uri` is served: a server's own address, else `make ui`'s."""
     if ui:
         return ui.rstrip("/")
-    return masked(uri).rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return masked(uri).rstrip("/") if is_http(uri) else LOCAL_UI
 
 
 def commit_of(rev: str) -> str | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from reprovision.errors import ConfigError
+from reprovision.urls import has_password, is_http
 
 
 def require(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -35,7 +35,7 @@ def name(key: str, value: str | None) -> None:
 def no_password(key: str, url: str | None, instead: str) -> None:
     """A URL in the config is written to params.yaml, to dvc.lock and to each experiment's git
     commit, which `dvc exp push` shares: a password in it would be kept there in clear."""
-    if url is not None and urlsplit(url).password is not None:
+    if url is not None and has_password(url):
         raise ConfigError(
             f"{key} holds a password, which params.yaml, dvc.lock and git would keep in clear: "
             f"give the URL without it and {instead}"
@@ -50,4 +50,4 @@ DATABASE_LOGIN = "set PGPASSWORD or a ~/.pgpass line (PostgreSQL reads them), or
 
 def login_for(url: str) -> str:
     """Where a tracking URI's password goes: MLflow's variables for a server, the database's for a database."""
-    return MLFLOW_LOGIN if url.startswith(("http://", "https://")) else DATABASE_LOGIN
+    return MLFLOW_LOGIN if is_http(url) else DATABASE_LOGIN

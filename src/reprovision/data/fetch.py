@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 from reprovision.errors import DataError
-from reprovision.urls import basic_auth, masked, netrc_login, split_credentials
+from reprovision.urls import basic_auth, is_http, masked, netrc_login, split_credentials
 
 log = logging.getLogger("reprovision.download")
 T = TypeVar("T")
@@ -77,7 +77,7 @@ def _copy_stream(read: Callable[[int], bytes], out: Path, total: int | None, nam
 
 
 def _fetch_one(base: str, name: str, out: Path, download: Any) -> None:
-    if base.startswith(("http://", "https://")):
+    if is_http(base):
         # The user:password of a URL goes in a header: the resolver would take it for the host.
         bare, user, password = split_credentials(base)
         if password is None:  # the config holds none (it is refused there): ~/.netrc's for the host

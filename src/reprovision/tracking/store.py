@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from reprovision.config import Config
 from reprovision.errors import BadInput
-from reprovision.urls import basic_auth, masked, split_credentials, without_credentials
+from reprovision.urls import basic_auth, is_http, masked, split_credentials, without_credentials
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # the embedded default: a SQLite store in the project root
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # what MLflow's SQLAlchemy stores speak
@@ -75,7 +75,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast, before any training, when a tracking server does not answer or refuses the
     credentials, or a tracking database takes no connection (the MLflow client would otherwise
     retry for minutes)."""
-    if not uri.startswith(("http://", "https://")):
+    if not is_http(uri):
         _check_database(uri, timeout_s)
         return
     import urllib.error
