@@ -67,6 +67,12 @@ def test_the_baseline_fits_at_most_its_row_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(LogisticRegression, "fit", lambda self, x, y: fitted.append(len(y)) or fit(self, x, y))
     baselines(tmp_path, seed=0, max_rows=64)
     assert fitted == [64]
+    # A draw of one row holds one class: the majority class alone, no regression to fit.
+    fitted.clear()
+    assert [k for k in baselines(tmp_path, seed=0, max_rows=1) if k.endswith("test/acc")] == [
+        "baseline/majority/test/acc"
+    ]
+    assert fitted == []
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

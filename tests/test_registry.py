@@ -89,3 +89,24 @@ def test_a_model_whose_test_metrics_are_not_finite_fails_evaluate_and_leaves_the
     assert [str(v.version) for v in client.search_model_versions("name='t'")] == ["1"]
     assert str(client.get_model_version_by_alias("t", CHAMPION).version) == "1"
     assert "test/acc" not in client.get_run(run_id).data.metrics
+
+
+def test_a_test_split_with_a_constant_target_is_scored_not_failed(tmp_path):
+    """R² is -inf where the test targets do not vary: the model broke nothing, evaluate goes on."""
+    import numpy as np
+    import torch
+
+    from reprovision.evaluation import evaluate
+    from reprovision.files import save_arrays
+    from reprovision.models.module import Model
+
+    inputs = {"kind": "table", "features": ["a"], "mean": [0.0], "std": [1.0]}
+    net = {"name": "mlp", "hidden": [4], "dropout": 0.0, "init": "default"}
+    model = Model(net=net, optim={}, task="regression", classes=[], inputs=inputs)
+    (tmp_path / "models").mkdir()
+    torch.save(
+        {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "models" / "model.ckpt"
+    )
+    save_arrays(tmp_path / "data" / "test.npz", x=np.ones((3, 1), np.float32), y=np.full(3, 2.0, np.float32))
+    headline = evaluate(tmp_path / "models", tmp_path / "none.json", tmp_path / "data", tmp_path / "metrics", "cpu")
+    assert headline["test/r2"] == float("-inf") and np.isfinite(headline["test/mae"])

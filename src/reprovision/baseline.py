@@ -52,14 +52,17 @@ def _classification(x, y, x_test, y_test, classes: list[str], seed: int) -> dict
     from sklearn.linear_model import LogisticRegression
 
     k = len(classes)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # bounded on purpose: MAX_ITER
-        model = LogisticRegression(max_iter=MAX_ITER, random_state=seed).fit(x, y)
-    probs = np.zeros((x_test.shape[0], k))
-    probs[:, model.classes_] = model.predict_proba(x_test)  # classes absent from the drawn rows: 0
     majority = np.bincount(y, minlength=k) / len(y)
+    fitted = [("majority", np.broadcast_to(majority, (x_test.shape[0], k)))]
+    if len(np.unique(y)) > 1:  # a draw of a few rows may hold one class: no regression to fit then
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # bounded on purpose: MAX_ITER
+            model = LogisticRegression(max_iter=MAX_ITER, random_state=seed).fit(x, y)
+        probs = np.zeros((x_test.shape[0], k))
+        probs[:, model.classes_] = model.predict_proba(x_test)  # classes absent from the drawn rows: 0
+        fitted.insert(0, ("logistic", probs))
     found = {}
-    for name, p in (("logistic", probs), ("majority", np.broadcast_to(majority, probs.shape))):
+    for name, p in fitted:
         logits = torch.from_numpy(np.log(np.clip(p, 1e-12, None))).float()  # softmax(log p) = p
         metrics = classification_metrics(logits, y_test, classes)
         found |= {f"baseline/{name}/{m}": metrics[m] for m in ("test/acc", "test/f1_macro", "test/loss")}

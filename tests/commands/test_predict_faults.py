@@ -69,8 +69,8 @@ def test_an_image_declaring_50000_by_50000_pixels_is_refused(model, tmp_path, ca
     bomb.write_bytes(png_declaring(50_000, 50_000))
     code, err = predict(capsys, str(bomb), "--model", str(model))
     assert code == 2
-    assert err.startswith(f"reprovision predict: error: {bomb} is too large to decode") and "\n" not in err
-    assert "2500000000 pixels" in err
+    assert err.startswith(f"reprovision predict: error: {bomb} is 50,000x50,000 pixels, over the 50 megapixels")
+    assert "\n" not in err
 
 
 def test_a_file_that_is_no_image_is_named_not_its_buffer(model, tmp_path, capsys):
@@ -186,5 +186,5 @@ def test_an_image_folder_with_a_decompression_bomb_is_refused_at_download(tmp_pa
     code = main(["download", "--params", str(params), "--out", str(tmp_path / "raw")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "Traceback" not in err
-    assert err.startswith("reprovision download: error: imagefolder: train/b/bomb.png is too large to decode")
+    assert err.startswith("reprovision download: error: imagefolder: train/b/bomb.png is 50,000x50,000 pixels")
     assert not (tmp_path / "raw").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "params.yaml"]

@@ -69,6 +69,7 @@ def test_each_stage_process_records_the_kernels_mkl_path_and_threads_it_was_pinn
         assert tags["pinned"] == "isa=default threads=3", tags
         assert (tags["cpu_capability"], tags["threads"], tags["onednn_max_isa"]) == ("DEFAULT", "3", "SSE41"), tags
         assert tags["mkl_branch"] == "compatible" and tags["cpu_vendor"] and tags["torch"] == torch.__version__
+        assert "X86_V3" not in tags["numpy_simd"] and "X86_V4" not in tags["numpy_simd"], tags  # numpy's too
 
 
 def test_portable_off_runs_the_machines_own_kernels_on_all_its_cpus(digits):  # noqa: F811
@@ -104,3 +105,4 @@ def test_this_test_process_computes_as_a_stages_process_does():
         "AVX2",
         "DEFAULT",
     )
+    assert "X86_V4" not in fingerprint()["numpy_simd"]  # numpy loaded after the pin: no AVX-512 paths

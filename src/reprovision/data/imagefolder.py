@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ def _check_pixels(width: int, height: int, where: str, max_pixels: int) -> None:
         )
 
 
+@contextlib.contextmanager
+def _pil_limit(pixels: int | None) -> Iterator[None]:
+    """PIL's own pixel limit for a block (None: off), so a limit raised in the config is the limit."""
+    from PIL import Image
+
+    before, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, pixels
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
 def decode_checked(
     data: bytes, where: str, channels: int, size: int | None, check: Callable[[int, int], None]
 ) -> np.ndarray:
@@ -47,16 +60,16 @@ def decode_checked(
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # `check` is the limit, before decoding
+        with warnings.catch_warnings(), _pil_limit(None):  # `check` is the limit, from the header
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 check(*img.size)
                 img = img.convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != (size, size):
                     img = img.resize((size, size), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
-    except Image.DecompressionBombError as e:  # PIL's own hard limit (twice its warning's), from the header
-        raise DataError(f"{where} is too large to decode ({e}); refusing it: remove or shrink it") from None
+    except DataError:  # the pixel limits' own line
+        raise
     except UnidentifiedImageError:  # PIL's message names its in-memory buffer, not the file
         raise DataError(f"{where} is not a readable image (no format PIL knows); remove or replace it") from None
     except (OSError, SyntaxError, ValueError) as e:

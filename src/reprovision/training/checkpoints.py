@@ -83,7 +83,8 @@ class BestCheckpoint(ModelCheckpoint):
 
     def check_monitor_top_k(self, trainer: pl.Trainer, current: torch.Tensor | None = None) -> bool:
         rows = self.rows()
-        return current is not None and bool(rows) and self.task.best(rows) is rows[-1]
+        best = current is not None and bool(rows) and self.task.best(rows) is rows[-1]
+        return trainer.strategy.reduce_boolean_decision(best, all=False)  # every rank saves, or none
 
 
 def best_checkpoint(checkpoint_dir: Path, task: Task | None, rows: Callable[[], list[dict[str, float]]]):
