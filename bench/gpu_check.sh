@@ -19,7 +19,7 @@ ALONE=(omegaconf==2.3.1 hydra-core==1.3.8)  # their antlr4 4.9 is a source packa
 HAS="anyio certifi cffi charset-normalizer click cloudpickle h11 idna markupsafe packaging protobuf pyyaml requests typing-extensions urllib3 zipp annotated-doc jinja2 werkzeug"
 
 travels() {  # the working tree the device tool sends (tracked and untracked-not-ignored), and .gpu-check
-  { git ls-files -z --cached --others --exclude-standard; [ -d "$PACK" ] && find "$PACK" -type f -print0; } |
+  { git ls-files -z --cached --others --exclude-standard; if [ -d "$PACK" ]; then find "$PACK" -type f -print0; fi; } |
     xargs -0 -r du -cb 2>/dev/null | tail -1 | cut -f1
 }
 
