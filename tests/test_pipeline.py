@@ -7,12 +7,14 @@ run, a killed run), as a user would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -298,22 +300,25 @@ def test_a_fresh_clone_reproduces_a_recorded_run_from_clean_with_byte_identical_
     assert new.data.metrics["test/acc"] == client.get_run(first_id).data.metrics["test/acc"]
 
 
-def test_a_second_repro_while_one_runs_is_refused(pipeline):
-    work = pipeline.work
+@contextlib.contextmanager
+def training_in_background(work: Path, *dvc_args: str) -> Iterator[Path]:
+    """`dvc *dvc_args` running, from the moment its train stage has started; it must end well."""
     log = work / "first.log"
     with log.open("w") as out:
         first = subprocess.Popen(
-            [str(BIN / "dvc"), "repro", "--force", "--single-item", "train"],
-            cwd=work,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=pipeline_env(),
+            [str(BIN / "dvc"), *dvc_args], cwd=work, stdout=out, stderr=subprocess.STDOUT, env=pipeline_env()
         )
         deadline = time.monotonic() + 120
         while "Running stage 'train'" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
-        second = run(work, str(BIN / "dvc"), "repro", ok=False)
+        yield log
         assert first.wait(timeout=300) == 0, log.read_text()
+
+
+def test_a_second_repro_while_one_runs_is_refused(pipeline):
+    work = pipeline.work
+    with training_in_background(work, "repro", "--force", "--single-item", "train"):
+        second = run(work, str(BIN / "dvc"), "repro", ok=False)
     assert second.returncode != 0
     assert "lock" in (second.stdout + second.stderr).lower()
 
@@ -323,23 +328,11 @@ def test_a_second_exp_run_while_one_trains_is_refused_before_it_writes_params(pi
     params.yaml before it asks for a stage's lock: the stage holds DVC's lock, so the second
     command stops at the start and the first trains, evaluates and records only its own values."""
     work = pipeline.work
-    log = work / "first.log"
-    with log.open("w") as out:
-        first = subprocess.Popen(
-            [str(BIN / "dvc"), "exp", "run", "-S", "trainer.max_epochs=4"],
-            cwd=work,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=pipeline_env(),
-        )
-        deadline = time.monotonic() + 120
-        while "Running stage 'train'" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with training_in_background(work, "exp", "run", "-S", "trainer.max_epochs=4"):
         time.sleep(1)  # the stage's process has started (DVC has let go of its lock)
         params = (work / "params.yaml").read_text()
         second = run(work, str(BIN / "dvc"), "exp", "run", "-S", "optim.lr=0.01", ok=False)
         assert (work / "params.yaml").read_text() == params  # refused before it wrote its overrides
-        assert first.wait(timeout=300) == 0, log.read_text()
     assert second.returncode != 0 and "Unable to acquire lock" in second.stdout + second.stderr
     assert json.loads((work / "metrics" / "train.json").read_text())["epochs"] == 4
     run_id = json.loads((work / "checkpoints" / "run.json").read_text())["run_id"]
