@@ -148,7 +148,12 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
         {"class": c, "precision": 0.5, "recall": 0.75, "f1": 0.6, "support": 4, "mlflow_name": c} for c in "abc"
     ]
     write_csv(metrics / "evaluation" / "per_class.csv", per_class, list(per_class[0]))
-    write_json(metrics / "eval.json", {"test/acc": 8 / 12, "test/f1_macro": 0.65, "test/loss": 0.8})
+    baseline = {
+        "baseline/logistic/test/acc": 0.5,
+        "baseline/majority/test/acc": 1 / 3,
+        "baseline/margin/test/acc": 1 / 6,
+    }
+    write_json(metrics / "eval.json", {"test/acc": 8 / 12, "test/f1_macro": 0.65, "test/loss": 0.8, **baseline})
     write_training(metrics, "acc")
 
     overrides = ["model=mlp", "model.hidden=[8]", f"report.gallery_size={gallery_size}", "report.examples=2"]
@@ -156,6 +161,9 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
 
     assert re.search(r"<tr><th>test/acc</th><td>([^<]*)</td></tr>", page)[1] == "0.6667"  # eval.json's
     assert re.search(r"<tr><th>best epoch \(val/acc\)</th><td>2</td></tr>", page)
+    shown = dict(re.findall(r"<tr><th>((?:baseline|margin)[^<]*)</th><td>([^<]*)</td></tr>", page))
+    assert shown == {"baseline: logistic regression": "test/acc 0.5000", "baseline: the majority class": "test/acc 0.3333",
+                     "margin over the best baseline (test/acc)": "+0.1667"}  # fmt: skip
     note = re.search(r"<tr><th>validation split</th><td>([^<]*)</td></tr>", page)[1]
     assert note.startswith("12 validation examples, 4 of class &#x27;a&#x27; (the fewest; 20 would do): too few")
     assert "raise data.val_fraction" in note and "split.folds=5" in note
