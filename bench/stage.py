@@ -47,7 +47,10 @@ def run_stages(work: Path, overrides: list[str], name: str, evaluate: bool = Fal
     if evaluate:
         cmd = [*stage, "evaluate", "--params", "params.yaml", "--model", "models", "--run", "checkpoints/run.json"]
         subprocess.run(
-            [*cmd, "--data", str(work / "normalised"), "--out", "eval"], cwd=where, check=True, capture_output=True
+            [*cmd, "--split", str(work / "split"), "--data", str(work / "normalised"), "--out", "eval"],
+            cwd=where,
+            check=True,
+            capture_output=True,
         )
         result.update(json.loads((where / "eval" / "eval.json").read_text()))
     return result

@@ -18,7 +18,7 @@ from reprovision.models.module import Model
 
 
 def table_data(where, x_train, y_train, x_test, y_test, task="classification", classes=("no", "yes")):
-    """A normalised split as the normalise stage writes it: table rows."""
+    """A split of table rows and its statistics (mean 0, std 1: each row as it is)."""
     inputs = {"kind": "table", "features": ["a", "b"], "mean": [0.0, 0.0], "std": [1.0, 1.0]}
     classes = list(classes) if task == "classification" else []
     write_json(where / "stats.json", {"task": task, "classes": classes, "target": "t", "inputs": inputs})
@@ -40,7 +40,7 @@ def test_the_baseline_learns_from_the_training_split_never_the_test_split(tmp_pa
     """Train and test disagree on the rule: fitted on train it gets the test split all wrong; fitted
     on test (the bug) it would get it all right."""
     table_data(tmp_path, *separable(200), *separable(100, seed=1, flip=True))
-    found = baselines(tmp_path, seed=0, max_rows=10_000)
+    found = baselines(tmp_path, tmp_path, seed=0, max_rows=10_000)
     assert found["baseline/logistic/test/acc"] < 0.05
     assert found["baseline/majority/test/acc"] == pytest.approx(np.mean(separable(100, 1, True)[1] == 1), abs=0.2)
 
@@ -56,7 +56,7 @@ def test_the_baseline_reads_documents_as_multi_hot_words(tmp_path):
     write_json(tmp_path / "stats.json", {"task": "classification", "classes": ["neg", "pos"], "inputs": inputs})
     for split, rows in (("train", slice(0, 200)), ("val", slice(200, 220)), ("test", slice(200, 300))):
         save_arrays(tmp_path / f"{split}.npz", x=docs[rows].astype(np.int32), y=y[rows])
-    assert baselines(tmp_path, seed=0, max_rows=10_000)["baseline/logistic/test/acc"] == 1.0
+    assert baselines(tmp_path, tmp_path, seed=0, max_rows=10_000)["baseline/logistic/test/acc"] == 1.0
 
 
 def test_the_baseline_fits_at_most_its_row_bound(tmp_path, monkeypatch):
@@ -65,14 +65,34 @@ def test_the_baseline_fits_at_most_its_row_bound(tmp_path, monkeypatch):
     table_data(tmp_path, *separable(500), *separable(50, seed=1))
     fitted, fit = [], LogisticRegression.fit
     monkeypatch.setattr(LogisticRegression, "fit", lambda self, x, y: fitted.append(len(y)) or fit(self, x, y))
-    baselines(tmp_path, seed=0, max_rows=64)
+    baselines(tmp_path, tmp_path, seed=0, max_rows=64)
     assert fitted == [64]
     # A draw of one row holds one class: the majority class alone, no regression to fit.
     fitted.clear()
-    assert [k for k in baselines(tmp_path, seed=0, max_rows=1) if k.endswith("test/acc")] == [
+    assert [k for k in baselines(tmp_path, tmp_path, seed=0, max_rows=1) if k.endswith("test/acc")] == [
         "baseline/majority/test/acc"
     ]
     assert fitted == []
+
+
+def test_wide_rows_are_fitted_and_scored_within_the_bound_on_values(tmp_path, monkeypatch):
+    """Photos are wide rows: the draw shrinks to MAX_CELLS values, and the test split becomes
+    features a chunk at a time, all of it scored (10,000 rows of 128x128 RGB would be 3.9 GB)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from reprovision import baseline
+
+    table_data(tmp_path, *separable(500), *separable(50, seed=1))  # rows of two values
+    monkeypatch.setattr(baseline, "MAX_CELLS", 2 * 80)  # 80 training rows; test chunks of 80 / 8
+    fitted, fit = [], LogisticRegression.fit
+    monkeypatch.setattr(LogisticRegression, "fit", lambda self, x, y: fitted.append(len(y)) or fit(self, x, y))
+    read, features = [], baseline.features
+    monkeypatch.setattr(baseline, "features", lambda x, inputs: read.append(len(x)) or features(x, inputs))
+    found = baselines(tmp_path, tmp_path, seed=0, max_rows=10_000)
+    assert fitted == [80]
+    assert read == [80, 10, 10, 10, 10, 10]  # the draw, then the 50 test rows in chunks
+    monkeypatch.undo()  # the same draw of 80 rows, the test split in one piece: the same answers
+    assert found == baselines(tmp_path, tmp_path, seed=0, max_rows=80)
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -94,7 +114,8 @@ def test_evaluate_writes_and_logs_the_baselines_and_the_margin_unless_switched_o
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("b")).info.run_id
     write_json(tmp_path / "run.json", {"run_id": run_id, "tracking_uri": uri})
-    args = (tmp_path / "models", tmp_path / "run.json", tmp_path / "data", tmp_path / "metrics", "cpu")
+    data = tmp_path / "data"  # the split and its statistics in one directory
+    args = (tmp_path / "models", tmp_path / "run.json", data, data, tmp_path / "metrics", "cpu")
     headline = evaluate(*args, tracking_uri=uri, baseline=(0, 10_000))
     metric, better = ("test/acc", max) if task == "classification" else ("test/mae", min)
     names = ("logistic", "majority") if task == "classification" else ("linear", "mean")

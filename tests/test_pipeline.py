@@ -116,7 +116,7 @@ def test_mlflow_run_has_params_histories_confusion_matrix_and_checkpoint(pipelin
     # Enough to reproduce: the code, whether it was changed, the data, the versions.
     assert run.data.tags["git_dirty"] == "False"
     lock = yaml.safe_load((work / "dvc.lock").read_text())
-    assert run.data.tags["data_md5"] == lock["stages"]["normalise"]["outs"][0]["md5"]
+    assert run.data.tags["data_md5"] == lock["stages"]["split"]["outs"][0]["md5"]
     for pkg in ("python", "torch", "pytorch-lightning", "mlflow", "dvc"):
         assert run.data.tags[f"{pkg}_version"]
     assert run.data.params["dataset.size.test"] == "360"

@@ -84,8 +84,8 @@ def test_a_model_whose_test_metrics_are_not_finite_fails_evaluate_and_leaves_the
     save_arrays(tmp_path / "data" / "test.npz", x=x, y=np.array([0, 1], dtype=np.int64))
     write_json(tmp_path / "run.json", {"run_id": run_id, "tracking_uri": uri})
     with pytest.raises(StageFailed, match=r"test metrics are not finite.*withdrawn from the registry: t version 2"):
-        evaluate(tmp_path / "models", tmp_path / "run.json", tmp_path / "data", tmp_path / "metrics", "cpu",
-                 tracking_uri=uri)  # fmt: skip
+        evaluate(tmp_path / "models", tmp_path / "run.json", tmp_path / "data", tmp_path / "data", tmp_path / "metrics",
+                 "cpu", tracking_uri=uri)  # fmt: skip
     assert [str(v.version) for v in client.search_model_versions("name='t'")] == ["1"]
     assert str(client.get_model_version_by_alias("t", CHAMPION).version) == "1"
     assert "test/acc" not in client.get_run(run_id).data.metrics
@@ -108,5 +108,6 @@ def test_a_test_split_with_a_constant_target_is_scored_not_failed(tmp_path):
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "models" / "model.ckpt"
     )
     save_arrays(tmp_path / "data" / "test.npz", x=np.ones((3, 1), np.float32), y=np.full(3, 2.0, np.float32))
-    headline = evaluate(tmp_path / "models", tmp_path / "none.json", tmp_path / "data", tmp_path / "metrics", "cpu")
+    data = tmp_path / "data"
+    headline = evaluate(tmp_path / "models", tmp_path / "none.json", data, data, tmp_path / "metrics", "cpu")
     assert headline["test/r2"] == float("-inf") and np.isfinite(headline["test/mae"])

@@ -235,7 +235,7 @@ def great_decides(inputs: dict) -> Model:
 
 
 def evaluate_text(tmp_path: Path, model: Model) -> None:
-    """What the evaluate stage writes: the model's predictions on the normalised test split."""
+    """What the evaluate stage writes: the model's predictions on the encoded test split."""
     from reprovision.files import load_arrays
 
     test = load_arrays(tmp_path / "normalised" / "test.npz")
@@ -316,7 +316,7 @@ def test_without_the_normalised_split_the_page_says_why_no_words_are_explained(t
     save_model(tmp_path / "models", model)
     evaluate_text(tmp_path, model)
     page = render(tmp_path, root, ["data.name=imdb", "model=mlp"], capsys)
-    assert "needs the normalised split (--data)" in page and "<span style" not in page
+    assert "needs the normalise stage's output (--data)" in page and "<span style" not in page
 
 
 def test_46_classes_stay_readable_the_confused_pairs_as_a_table(tmp_path, root, capsys):

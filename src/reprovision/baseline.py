@@ -1,10 +1,12 @@
-"""The simplest models to beat, fitted by scikit-learn on the normalised training split the net
-trained on, read as the net reads it (pixels, columns, the multi-hot words of a document), and
-scored on the test split as the net is: logistic regression and the majority class for a
+"""The simplest models to beat, fitted by scikit-learn on the training split the net trained on,
+read as the net reads it (pixels and columns normalised with the same statistics, the multi-hot
+words of a document), and scored on the test split as the net is: logistic regression and the majority class for a
 classification, linear regression and the training mean for a regression.
 
-Bounded: at most `max_rows` training rows (a seeded draw) and MAX_ITER solver iterations; the
-measured cost is in the README (Tracking a run's baseline)."""
+Bounded: at most `max_rows` training rows (a seeded draw), fewer where the rows are wide (at most
+MAX_CELLS values in all: 10,000 photos of 128x128 pixels would be 3.9 GB of float64), MAX_ITER
+solver iterations, and the test split read as features a chunk at a time; the measured cost is
+in the README (Tracking a run's baseline)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprovision.files import load_arrays, read_json
+from reprovision.data.normalise import net_inputs
+from reprovision.files import read_json
 from reprovision.scoring import classification_metrics, regression_metrics
 
 MAX_ITER = 100  # lbfgs steps of the logistic regression: converged on digits, close on MNIST and CIFAR-10
+MAX_CELLS = 2**25  # training values fitted (268 MB of float64): all 10,000 rows of CIFAR-10's 3,072 pixels
 
 
 def features(x: np.ndarray, inputs: dict):
-    """Rows as the net reads them: flattened normalised pixels, table columns, or each document's
-    words as a multi-hot row over the vocabulary (a sparse matrix: padding is no word)."""
-    if inputs["kind"] != "text":
-        return x.reshape(len(x), -1).astype(np.float64)
+    """Rows as the net reads them: flattened normalised pixels, normalised table columns, or each
+    document's words as a multi-hot row over the vocabulary (a sparse matrix: padding is no word)."""
+    if inputs["kind"] != "text":  # in float32, as the net's preprocessing computes them
+        mean, std = (np.asarray(inputs[k], dtype=np.float32) for k in ("mean", "std"))
+        x = x.astype(np.float32)
+        if inputs["kind"] == "image":
+            x, mean, std = x / 255.0, mean[None, :, None, None], std[None, :, None, None]
+        return ((x - mean) / std).reshape(len(x), -1).astype(np.float64)
     from scipy.sparse import csr_matrix
 
     rows, cols = np.nonzero(x)  # padding (0) is no word
@@ -34,32 +42,39 @@ def features(x: np.ndarray, inputs: dict):
     return multi
 
 
-def baselines(data_dir: Path, seed: int, max_rows: int) -> dict[str, float]:
+def baselines(split_dir: Path, data_dir: Path, seed: int, max_rows: int) -> dict[str, float]:
     """The baselines' test metrics as `baseline/<model>/<metric>` (test/acc, test/mae, ...)."""
     stats = read_json(data_dir / "stats.json")
-    train, test = load_arrays(data_dir / "train.npz"), load_arrays(data_dir / "test.npz")
-    rows = np.random.default_rng(seed).permutation(len(train["y"]))[:max_rows]
+    inputs = stats["inputs"]
+    train, test = (net_inputs(split_dir, data_dir, s, inputs["kind"]) for s in ("train", "test"))
+    width = int(np.prod(train["x"].shape[1:])) if inputs["kind"] != "text" else 1  # text: sparse rows
+    rows = np.random.default_rng(seed).permutation(len(train["y"]))[: min(max_rows, max(1, MAX_CELLS // width))]
     rows.sort()
-    x, y = features(train["x"][rows], stats["inputs"]), train["y"][rows]
-    x_test, y_test = features(test["x"], stats["inputs"]), torch.from_numpy(test["y"])
+    x, y = features(train["x"][rows], inputs), train["y"][rows]
+    chunk, y_test = max(1, MAX_CELLS // 8 // width), torch.from_numpy(test["y"])
+
+    def predict(fitted) -> np.ndarray:  # the test split's features a chunk at a time
+        parts = range(0, len(y_test), chunk)
+        return np.concatenate([fitted(features(test["x"][i : i + chunk], inputs)) for i in parts])
+
     if stats["task"] == "classification":
-        return _classification(x, y, x_test, y_test, stats["classes"], seed)
-    return _regression(x, y, x_test, y_test)
+        return _classification(x, y, predict, y_test, stats["classes"], seed)
+    return _regression(x, y, predict, y_test)
 
 
-def _classification(x, y, x_test, y_test, classes: list[str], seed: int) -> dict[str, float]:
+def _classification(x, y, predict, y_test, classes: list[str], seed: int) -> dict[str, float]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     k = len(classes)
     majority = np.bincount(y, minlength=k) / len(y)
-    fitted = [("majority", np.broadcast_to(majority, (x_test.shape[0], k)))]
+    fitted = [("majority", np.broadcast_to(majority, (len(y_test), k)))]
     if len(np.unique(y)) > 1:  # a draw of a few rows may hold one class: no regression to fit then
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # bounded on purpose: MAX_ITER
             model = LogisticRegression(max_iter=MAX_ITER, random_state=seed).fit(x, y)
-        probs = np.zeros((x_test.shape[0], k))
-        probs[:, model.classes_] = model.predict_proba(x_test)  # classes absent from the drawn rows: 0
+        probs = np.zeros((len(y_test), k))
+        probs[:, model.classes_] = predict(model.predict_proba)  # classes absent from the drawn rows: 0
         fitted.insert(0, ("logistic", probs))
     found = {}
     for name, p in fitted:
@@ -69,10 +84,10 @@ def _classification(x, y, x_test, y_test, classes: list[str], seed: int) -> dict
     return found
 
 
-def _regression(x, y, x_test, y_test) -> dict[str, float]:
+def _regression(x, y, predict, y_test) -> dict[str, float]:
     from sklearn.linear_model import LinearRegression
 
-    predicted = LinearRegression().fit(x, y).predict(x_test)
+    predicted = predict(LinearRegression().fit(x, y).predict)
     found = {}
     for name, p in (("linear", predicted), ("mean", np.full(len(y_test), float(np.mean(y))))):
         metrics = regression_metrics(torch.from_numpy(np.asarray(p, dtype=np.float32)), y_test.float())

@@ -16,8 +16,9 @@ import torch
 
 from reprovision import plots, tracking
 from reprovision.baseline import baselines, margin
+from reprovision.data.normalise import net_inputs
 from reprovision.errors import StageFailed
-from reprovision.files import atomic_file, load_arrays, write_csv, write_json
+from reprovision.files import atomic_file, write_csv, write_json
 from reprovision.models.predictor import Predictor, device_for, load_predictor
 from reprovision.scoring import classification_metrics, regression_metrics
 from reprovision.tasks import CLASSIFICATION, REGRESSION
@@ -28,6 +29,7 @@ LARGEST_ERRORS = 20  # rows of metrics/evaluation/largest_errors.csv
 def evaluate(
     model_dir: Path,
     run_file: Path,
+    split_dir: Path,
     data_dir: Path,
     out_dir: Path,
     accelerator: str,
@@ -37,13 +39,15 @@ def evaluate(
     limit_batches: int | None = None,
     baseline: tuple[int, int] | None = None,
 ) -> dict:
-    """Test metrics of `model_dir`'s checkpoint, written to `out_dir` and logged to the MLflow
+    """Test metrics of `model_dir`'s checkpoint on the test split (`split_dir`, with the normalise
+    stage's `data_dir` for text), written to `out_dir` and logged to the MLflow
     run recorded in `run_file` (`tracking_uri`, the configured store, supplies its credentials); `tta`
     averages each image's and its mirror's predicted probabilities. `baseline` (seed, rows): the
     simplest models' test metrics beside the net's, and the net's margin over the best of them."""
     module = load_predictor(model_dir / "model.ckpt")
     module.flip_tta = tta
-    outputs, targets = predict_test(module, data_dir, accelerator, batch_size, limit_batches)
+    test = net_inputs(split_dir, data_dir, "test", module.hparams.inputs["kind"])
+    outputs, targets = predict_test(module, test, accelerator, batch_size, limit_batches)
     if module.task.name == "classification":
         headline, logged = write_classification(out_dir, outputs, targets, module.hparams.classes)
     else:
@@ -58,7 +62,7 @@ def evaluate(
             + (f"; withdrawn from the registry: {', '.join(withdrawn)}" if withdrawn else "")
         )
     if baseline is not None:
-        found = baselines(data_dir, *baseline)
+        found = baselines(split_dir, data_dir, *baseline)
         task = module.task
         headline |= {**found, f"baseline/margin/{task.monitor.replace('val/', 'test/')}": margin(
             headline, found, task.monitor, task.higher_is_better
@@ -74,17 +78,18 @@ def evaluate(
     return headline
 
 
-def predict_test(module: Predictor, data_dir: Path, accelerator: str, batch_size: int, limit_batches=None):
-    """The outputs (logits, or predicted values) and targets of the test split (its first
-    `limit_batches` batches in a smoke run; else all of it), in order, a batch at a time."""
-    arrays = load_arrays(data_dir / "test.npz")
-    x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+def predict_test(module: Predictor, test: dict, accelerator: str, batch_size: int, limit_batches=None):
+    """The outputs (logits, or predicted values) and targets of the test split's arrays (its first
+    `limit_batches` batches in a smoke run; else all of it), in order, a batch at a time, each
+    normalised on the device as in training."""
+    x, y = torch.from_numpy(test["x"]), torch.from_numpy(test["y"])
     rows = min(len(x), limit_batches * batch_size) if limit_batches else len(x)
     device = device_for(accelerator)
     module.to(device).eval()
     with torch.inference_mode():
         batches = [
-            module.predict_step((x[i : min(i + batch_size, rows)].to(device),)) for i in range(0, rows, batch_size)
+            module.predict_step((module.preprocess(x[i : min(i + batch_size, rows)].to(device)),))
+            for i in range(0, rows, batch_size)
         ]
     return torch.cat(batches).float().cpu(), y[:rows]
 

@@ -1,5 +1,5 @@
-"""The batch paths over the normalised splits: the same images, batch sizes and order rules; each
-loader its own split; training batches alone augmented."""
+"""The batch paths over the splits: the same images, batch sizes and order rules; each loader its
+own split; every batch normalised on arrival, training batches alone augmented."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from reprovision.data.datamodule import DeviceBatches, NormalisedDataModule
+from reprovision.data.datamodule import DeviceBatches, SplitDataModule
 from reprovision.files import save_arrays, write_json
+from reprovision.models.module import Model
 
 # Where each split's image numbers start: a loader that hands out another split shows.
 FIRST = {"train": 0, "val": 1000, "test": 2000}
@@ -17,7 +18,7 @@ FIRST = {"train": 0, "val": 1000, "test": 2000}
 
 @pytest.fixture
 def numbered(tmp_path):
-    """Normalised splits whose every image holds its own number, so batches can be traced."""
+    """Splits whose every image holds its own number, so batches can be traced."""
     for split, n in (("train", 70), ("val", 25), ("test", 25)):
         numbers = FIRST[split] + np.arange(n, dtype=np.float32)
         x = np.broadcast_to(numbers[:, None, None, None], (n, 1, 2, 2)).copy()
@@ -29,7 +30,7 @@ def numbered(tmp_path):
 
 
 def batches(numbered, loader: str, split: str) -> list[torch.Tensor]:
-    dm = NormalisedDataModule(numbered, batch_size=16, loader=loader, eval_batch_size=10)
+    dm = SplitDataModule(numbered, numbered, batch_size=16, loader=loader, eval_batch_size=10)
     dm.setup()
     return [x[:, 0, 0, 0].long() for x, _ in getattr(dm, f"{split}_dataloader")()]
 
@@ -61,26 +62,30 @@ def test_device_batches_are_gathers_of_one_index_per_epoch():
     assert len(DeviceBatches(x, y, list(range(10)), 4)) == 3
 
 
-def test_training_batches_are_flipped_on_arrival_and_validation_batches_are_not(tmp_path):
-    x = np.arange(40 * 16, dtype=np.float32).reshape(40, 1, 4, 4)  # every pixel distinct: a flip shows
+def test_batches_are_normalised_on_arrival_and_training_batches_alone_flipped(tmp_path):
+    x = (np.arange(40 * 16) % 251).astype(np.uint8).reshape(40, 1, 4, 4)  # pixels distinct in an image: a flip shows
     for split in ("train", "val", "test"):
         save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(40) % 3)
-    write_json(
-        tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": {"kind": "image"}}
-    )
-    dm = NormalisedDataModule(tmp_path, batch_size=40, eval_batch_size=40, flip=True)
+    inputs = {"kind": "image", "shape": [1, 4, 4], "mean": [0.25], "std": [0.5]}
+    write_json(tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": inputs})
+    dm = SplitDataModule(tmp_path, tmp_path, batch_size=40, eval_batch_size=40, flip=True)
     dm.trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    net = {"name": "mlp", "hidden": [2], "dropout": 0.0}
+    dm.trainer.strategy.connect(Model(net, {}, "classification", ["a", "b", "c"], inputs))
     dm.setup("fit")
     stored, labels = next(iter(dm.train_dataloader()))
+    assert stored.dtype == torch.uint8  # the split's bytes, on the device a quarter of float32's
+    normalised = (stored.float() / 255.0 - 0.25) / 0.5
     torch.manual_seed(0)
     dm.trainer.training = True  # as in a training epoch, after Lightning moved the batch
     augmented, same_labels = dm.on_after_batch_transfer((stored, labels), 0)
     assert torch.equal(same_labels, labels)
-    mirrored = [torch.equal(a, s.flip(2)) for a, s in zip(augmented, stored, strict=True)]
-    kept = [torch.equal(a, s) for a, s in zip(augmented, stored, strict=True)]
+    mirrored = [torch.equal(a, s.flip(2)) for a, s in zip(augmented, normalised, strict=True)]
+    kept = [torch.equal(a, s) for a, s in zip(augmented, normalised, strict=True)]
     assert all(m or k for m, k in zip(mirrored, kept, strict=True)) and any(mirrored)
 
     dm.trainer.validating = True
     val = next(iter(dm.val_dataloader()))
     seen, _ = dm.on_after_batch_transfer(val, 0)
-    assert torch.equal(seen, torch.from_numpy(x))  # exactly the stored images, in order
+    expected = (torch.from_numpy(x).float() / 255.0 - 0.25) / 0.5
+    assert torch.equal(seen, expected)  # the stored images, normalised, in order

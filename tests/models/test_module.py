@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from reprovision.config import compose, validate
-from reprovision.data.datamodule import NormalisedDataModule
+from reprovision.data.datamodule import SplitDataModule
 from reprovision.data.normalise import normalise
 from reprovision.files import load_arrays, save_arrays, write_json
 from reprovision.models.module import Model
@@ -32,7 +32,7 @@ def classifier(root, *overrides: str) -> Model:
     )
 
 
-def one_epoch(module: Model, data: NormalisedDataModule) -> pl.Trainer:
+def one_epoch(module: Model, data: SplitDataModule) -> pl.Trainer:
     """One epoch of a bare Trainer (no logger, checkpoints or sanity steps); the trainer after it."""
     trainer = pl.Trainer(
         max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -54,7 +54,7 @@ def test_epoch_metrics_count_every_image_once(tiny_split, tmp_path, root):
     # of 12, and 15 validation images in batches of 4 with one of 3, so a mean of batch means
     # would differ from the mean over images.
     normalise(tiny_split, tmp_path / "norm")
-    data = NormalisedDataModule(tmp_path / "norm", batch_size=16, eval_batch_size=4)
+    data = SplitDataModule(tiny_split, tmp_path / "norm", batch_size=16, eval_batch_size=4)
     cfg = validate(compose(root / "conf", ["model=mlp", "model.hidden=[16]", "optim=sgd", "optim.lr=1e-12"]))
     stats = data.stats
     module = Model(
@@ -64,8 +64,8 @@ def test_epoch_metrics_count_every_image_once(tiny_split, tmp_path, root):
     trainer = one_epoch(module, data)
 
     for split in ("train", "val"):
-        arrays = load_arrays(tmp_path / "norm" / f"{split}.npz")
-        x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+        arrays = load_arrays(tiny_split / f"{split}.npz")
+        x, y = module.preprocess(torch.from_numpy(arrays["x"])), torch.from_numpy(arrays["y"])
         with torch.no_grad():
             logits = start(x)
         acc, loss = (float(trainer.callback_metrics[f"{split}/{k}"]) for k in ("acc", "loss"))
@@ -138,7 +138,7 @@ def test_regression_epoch_metrics_are_the_mean_absolute_and_squared_error_of_eve
     # the starting net's over the whole split (15 rows in batches of 4: a mean of batch means differs).
     table_split(tmp_path / "split", np.random.default_rng(0))
     normalise(tmp_path / "split", tmp_path / "norm")
-    data = NormalisedDataModule(tmp_path / "norm", batch_size=16, eval_batch_size=4)
+    data = SplitDataModule(tmp_path / "split", tmp_path / "norm", batch_size=16, eval_batch_size=4)
     cfg = validate(
         compose(root / "conf", ["data=diabetes", "model=mlp", "model.hidden=[8]", "optim=sgd", "optim.lr=1e-12"])
     )
@@ -147,8 +147,8 @@ def test_regression_epoch_metrics_are_the_mean_absolute_and_squared_error_of_eve
     module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "regression", [], stats["inputs"])
     start = copy.deepcopy(module.net)
     trainer = one_epoch(module, data)
-    arrays = load_arrays(tmp_path / "norm" / "val.npz")
-    x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+    arrays = load_arrays(tmp_path / "split" / "val.npz")
+    x, y = module.preprocess(torch.from_numpy(arrays["x"])), torch.from_numpy(arrays["y"])
     with torch.no_grad():
         predicted = start(x).squeeze(1)
     assert float(trainer.callback_metrics["val/mae"]) == pytest.approx(float((predicted - y).abs().mean()), rel=1e-5)

@@ -99,7 +99,7 @@ def test_refit_publishes_a_model_trained_on_train_and_val_for_the_chosen_epochs(
     summary = train_and_cross_validate(validate(composed), paths)
     epochs = int(summary["cv/best_epoch"])
     assert epochs == 3
-    pooled = sum(len(load_arrays(tmp_path / "normalised" / f"{s}.npz")["y"]) for s in ("train", "val"))
+    pooled = sum(len(load_arrays(tmp_path / "split" / f"{s}.npz")["y"]) for s in ("train", "val"))
     assert summary["refit/epochs"] == epochs and summary["refit/examples"] == pooled
 
     client = MlflowClient(uri)

@@ -84,14 +84,16 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     # best epoch equals that checkpoint's accuracy on the whole val split, in one process.
     logged = json.loads((two / "train.json").read_text())["val/acc"]
     module = load_predictor(two / "checkpoints" / "best.ckpt")
-    val = load_arrays(work / "normalised" / "val.npz")
+    val = load_arrays(work / "split" / "val.npz")
     with torch.no_grad():
-        right = (module(torch.from_numpy(val["x"])).argmax(1).numpy() == val["y"]).sum()
+        right = (module(module.preprocess(torch.from_numpy(val["x"]))).argmax(1).numpy() == val["y"]).sum()
     assert len(val["y"]) == summary["sizes"]["val"]
     assert logged == pytest.approx(right / len(val["y"]), abs=1e-6)
 
     # The test split, through the evaluate stage: every test image once.
-    metrics = evaluate(two / "models", two / "checkpoints" / "run.json", work / "normalised", two / "metrics", "cpu")
+    metrics = evaluate(
+        two / "models", two / "checkpoints" / "run.json", work / "split", work / "normalised", two / "metrics", "cpu"
+    )
     rows = (two / "metrics" / "evaluation" / "predictions.csv").read_text().splitlines()[1:]
     assert len(rows) == summary["sizes"]["test"]
     correct = sum(r.split(",")[1] == r.split(",")[2] for r in rows)

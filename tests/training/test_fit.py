@@ -74,14 +74,12 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     # The checkpoint loads with weights_only=True and holds only plain hyperparameters.
     ckpt = torch.load(tmp_path / "models" / "model.ckpt", weights_only=True)
     assert _plain(ckpt["hyper_parameters"])
-    # The training split's statistics travel with the model: raw uint8 in, same input out.
+    # The training split's statistics travel with the model: it turns raw uint8 into its input.
     module = load_predictor(tmp_path / "models" / "model.ckpt")
-    raw = torch.from_numpy(load_arrays(tiny_split / "test.npz")["x"])
-    expected = torch.from_numpy(load_arrays(tmp_path / "norm" / "test.npz")["x"])
-    assert torch.allclose(module.preprocess(raw), expected, atol=1e-6)
+    assert module.hparams.inputs == read_json(tmp_path / "norm" / "stats.json")["inputs"]
 
     headline = evaluate(
-        tmp_path / "models", tmp_path / "ckpt" / "run.json", tmp_path / "norm", tmp_path / "metrics", "cpu"
+        tmp_path / "models", tmp_path / "ckpt" / "run.json", tiny_split, tmp_path / "norm", tmp_path / "metrics", "cpu"
     )
     # The headline test/acc is the share of right answers in predictions.csv, in eval.json and MLflow.
     predictions = read_csv(tmp_path / "metrics" / "evaluation" / "predictions.csv")
@@ -134,13 +132,13 @@ def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_pr
     assert torch.load(model, weights_only=True)["epoch"] + 1 == int(best["epoch"]), val_acc
     assert read_json(tmp_path / "train.json")["best_epoch"] == int(best["epoch"])
     # The weights themselves score that epoch's val/acc.
-    val = load_arrays(tmp_path / "norm" / "val.npz")
+    val, net = load_arrays(tiny_split / "val.npz"), load_predictor(model)
     with torch.no_grad():
-        predicted = load_predictor(model)(torch.from_numpy(val["x"])).argmax(1).numpy()
+        predicted = net(net.preprocess(torch.from_numpy(val["x"]))).argmax(1).numpy()
     assert (predicted == val["y"]).mean() == pytest.approx(float(best["val/acc"]))
 
     metrics = tmp_path / "metrics"
-    evaluate(tmp_path / "models", tmp_path / "checkpoints" / "run.json", tmp_path / "norm", metrics, "cpu")
+    evaluate(tmp_path / "models", tmp_path / "checkpoints" / "run.json", tiny_split, tmp_path / "norm", metrics, "cpu")
     predictions = read_csv(metrics / "evaluation" / "predictions.csv")
     right = sum(p["actual"] == p["predicted"] for p in predictions)
     assert read_json(metrics / "eval.json")["test/acc"] == pytest.approx(right / len(predictions))
@@ -161,7 +159,8 @@ def test_bf16_with_clipping_trains_and_a_rerun_after_a_kill_past_the_last_epoch_
     assert first["epochs"] == 2
     # As a kill during model logging leaves it: the final last.ckpt and resume.json.
     run = read_json(tmp_path / "ckpt" / "run.json")
-    write_json(tmp_path / "ckpt" / "resume.json", {"fingerprint": fingerprint(cfg, tmp_path / "norm"), "run": run})
+    key = fingerprint(cfg, tiny_split, tmp_path / "norm")
+    write_json(tmp_path / "ckpt" / "resume.json", {"fingerprint": key, "run": run})
     again = train(cfg, TrainPaths(*paths, tmp_path / "again.json", tmp_path / "curves2.csv", tmp_path / "t.json"))
     assert again == first and read_json(tmp_path / "t.json")["train_images"] == 0  # nothing trained twice
     assert not (tmp_path / "ckpt" / "resume.json").exists()
@@ -280,7 +279,9 @@ def test_a_smoke_run_takes_a_few_batches_of_each_split_and_is_never_registered(t
     assert len(rows) == 3 and all(field for row in rows[1:] for field in row.split(","))  # every metric, each epoch
     run_file = tmp_path / "checkpoints" / "run.json"
     headline = evaluate(
-        tmp_path / "models", run_file, tmp_path / "norm", tmp_path / "metrics", "cpu", batch_size=4, limit_batches=2
+        *(tmp_path / "models", run_file, tiny_split, tmp_path / "norm", tmp_path / "metrics", "cpu"),
+        batch_size=4,
+        limit_batches=2,
     )
     predictions = (tmp_path / "metrics" / "evaluation" / "predictions.csv").read_text().splitlines()
     assert len(predictions) == 1 + 2 * 4  # two test batches of four

@@ -38,7 +38,8 @@ def train_and_evaluate(digits, name: str, overrides: list[str], cpus=None, **env
     run_stage(train_cmd(digits, where, *overrides), cpus, **env)
     evaluate = [sys.executable, "-m", "reprovision", "evaluate", "--params", str(where / "params.yaml")]
     evaluate += ["--model", str(where / "models"), "--run", str(where / "checkpoints" / "run.json")]
-    run_stage([*evaluate, "--data", str(digits / "normalised"), "--out", str(where / "metrics")], cpus, **env)
+    evaluate += ["--split", str(digits / "split"), "--data", str(digits / "normalised")]
+    run_stage([*evaluate, "--out", str(where / "metrics")], cpus, **env)
     run_id = json.loads((where / "checkpoints" / "run.json").read_text())["run_id"]
     tags = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}").get_run(run_id).data.tags
     return {

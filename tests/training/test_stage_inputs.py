@@ -34,10 +34,11 @@ def test_evaluate_scores_every_test_example_in_order_and_nothing_else(digits, tm
     (tmp_path / "params.yaml").write_text(OmegaConf.to_yaml(compose(ROOT / "conf", ["evaluate.baseline=false"])))
     capsys.readouterr()
     code = main(["evaluate", "--params", str(tmp_path / "params.yaml"), "--model", str(tmp_path / "models"), "--run",
-                 str(tmp_path / "no-run.json"), "--data", str(digits / "normalised"), "--out", str(tmp_path / "m")])  # fmt: skip
+                 str(tmp_path / "no-run.json"), "--split", str(digits / "split"), "--data", str(digits / "normalised"),
+                 "--out", str(tmp_path / "m")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    test = load_arrays(digits / "normalised" / "test.npz")["y"]
-    assert len(test) != len(load_arrays(digits / "normalised" / "val.npz")["y"])
+    test = load_arrays(digits / "split" / "test.npz")["y"]
+    assert len(test) != len(load_arrays(digits / "split" / "val.npz")["y"])
     rows = read_csv(tmp_path / "m" / "evaluation" / "predictions.csv")
     assert [r["actual"] for r in rows] == [stats["classes"][i] for i in test]
     accuracy = np.mean([r["actual"] == r["predicted"] for r in rows])

@@ -100,7 +100,8 @@ def test_the_login_in_mlflows_variables_reaches_the_server_and_nothing_else(digi
     params = where / "params.yaml"
     capsys.readouterr()
     evaluate = ["evaluate", "--params", str(params), "--model", str(where / "models"), "--run", str(run_file)]
-    code = main([*evaluate, "--data", str(digits / "normalised"), "--out", str(where / "metrics")])
+    evaluate += ["--split", str(digits / "split"), "--data", str(digits / "normalised")]
+    code = main([*evaluate, "--out", str(where / "metrics")])
     out3, err3 = capsys.readouterr()
     assert code == 0, err3
 

@@ -1,4 +1,5 @@
-"""The LightningDataModule over the normalised splits (in-memory tensors).
+"""The LightningDataModule over the splits (in-memory tensors, as the split stage wrote them:
+uint8 images, table rows, or the normalise stage's token ids).
 
 Two ways to batch them (`data.loader`):
 - `device` (default): each split is moved to the training device once; a batch is one index
@@ -12,8 +13,11 @@ batch_size / N images per step from its own shard, so the optimiser sees the sam
 (and the learning rate means the same) on 1 process or N. Validation and test use
 `eval_batch_size` per process: the batch size does not change what they measure.
 
-Training batches are augmented (`crop_padding`, `flip`) after they reach the device, in whole
-batches: validation, test and predict batches never are.
+Every batch is normalised after it reaches the device, by the module's `preprocess` (the
+training split's statistics, as predict and the served model do): no float copy of a split
+exists, and the device holds a quarter of the bytes a float32 copy would. Training batches are
+then augmented (`crop_padding`, `flip`), in whole batches: validation, test and predict batches
+never are.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, TensorDataset
 
 from reprovision.data.augment import flip_crop
+from reprovision.data.normalise import net_inputs
 from reprovision.errors import ConfigError
-from reprovision.files import load_arrays, read_json
+from reprovision.files import read_json
 
 # Which splits each Lightning stage reads: fitting never loads the test split.
 SPLITS_FOR = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -54,9 +59,12 @@ class DeviceBatches:
             yield self.x[idx], self.y[idx]
 
 
-class NormalisedDataModule(pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
+    """The splits in `split_dir`, with the normalise stage's fit (stats.json) in `data_dir`."""
+
     def __init__(
         self,
+        split_dir: str | Path,
         data_dir: str | Path,
         batch_size: int,
         num_workers: int = 0,
@@ -67,7 +75,7 @@ class NormalisedDataModule(pl.LightningDataModule):
         flip: bool = False,
     ) -> None:
         super().__init__()
-        self.data_dir = Path(data_dir)
+        self.split_dir, self.data_dir = Path(split_dir), Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed  # the training shards' shuffle under data-parallel training
@@ -80,7 +88,7 @@ class NormalisedDataModule(pl.LightningDataModule):
         device = self.trainer.strategy.root_device if self.trainer and self.loader == "device" else None
         for split in SPLITS_FOR.get(stage or "", ("train", "val", "test")):
             if split not in self.datasets:
-                arrays = load_arrays(self.data_dir / f"{split}.npz")
+                arrays = net_inputs(self.split_dir, self.data_dir, split, self.stats["inputs"]["kind"])
                 x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
                 self.datasets[split] = TensorDataset(x.to(device), y.to(device)) if device else TensorDataset(x, y)
 
@@ -118,11 +126,13 @@ class NormalisedDataModule(pl.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        # Augment whole training batches where they now live (GPU or CPU), never val/test.
+        # Normalise every batch where it now lives (GPU or CPU); augment whole training batches,
+        # never val/test.
+        x, *rest = batch
+        x = self.trainer.lightning_module.preprocess(x)
         if self.trainer.training and (self.crop_padding or self.flip):
-            x, y = batch
-            batch = (flip_crop(x, self.crop_padding, self.flip), y)
-        return batch
+            x = flip_crop(x, self.crop_padding, self.flip)
+        return (x, *rest)
 
     def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader("train")

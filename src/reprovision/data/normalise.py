@@ -1,8 +1,17 @@
-"""What is fitted on the training split only and applied to every split: image channel statistics,
-table column statistics, a text vocabulary (the most frequent words of the training split)."""
+"""What is fitted on the training split only: image channel statistics, table column statistics, a
+text vocabulary (the most frequent words of the training split).
+
+No normalised copy of the data is written. Images and table rows stay as the split stage wrote
+them (uint8 pixels, float rows) and are normalised a batch at a time where the batch lives, by
+the net's own preprocessing (`predictor.Inference.preprocess`), the same code `predict` and the
+served model run. Text is the one input encoded here: its vocabulary ids, per split.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from math import sqrt
 from pathlib import Path
 
 import numpy as np
@@ -11,21 +20,36 @@ from reprovision.data import SPLITS
 from reprovision.data.raw import FIRST_WORD, PAD, RESERVED_WORDS, UNKNOWN
 from reprovision.files import atomic_dir, load_arrays, read_json, save_arrays, write_json
 
-
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Mean and standard deviation per channel of uint8 images (N, C, H, W), in [0, 1] units."""
-    x = images.astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = x.std(axis=(0, 2, 3))
-    std[std < 1e-6] = 1.0  # a constant channel carries no information: leave it unscaled
-    return mean.tolist(), std.tolist()
+CHUNK_BYTES = 2**24  # pixels counted at a time: 16 MB, and 8 times that while numpy's bincount counts them
 
 
-def normalise_images(images: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
-    """uint8 images to float32, (x / 255 - mean) / std per channel."""
-    m = np.asarray(mean, dtype=np.float32)[None, :, None, None]
-    s = np.asarray(std, dtype=np.float32)[None, :, None, None]
-    return (images.astype(np.float32) / 255.0 - m) / s
+def chunks(x: np.ndarray, size: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """`x` in slices of whole images, about `size` bytes each."""
+    rows = max(1, size // max(1, x[:1].nbytes))
+    for start in range(0, len(x), rows):
+        yield x[start : start + rows]
+
+
+def channel_stats(images: np.ndarray | Iterator[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation per channel of uint8 images (N, C, H, W), in [0, 1] units.
+
+    Exact: counted from each channel's histogram of the 256 byte values in integers, so they do
+    not depend on how the images are chunked, ordered or sharded, nor on the machine's float
+    kernels; each is the float nearest the true value (the square root of the nearest variance).
+    """
+    counts = None
+    for x in chunks(images) if isinstance(images, np.ndarray) else images:
+        h = np.stack([np.bincount(x[:, c].ravel(), minlength=256) for c in range(x.shape[1])])
+        counts = h if counts is None else counts + h
+    means, stds = [], []
+    for row in counts.tolist():  # Python integers: no overflow at any size
+        n = sum(row)
+        s = sum(v * k for v, k in enumerate(row))
+        q = sum(v * v * k for v, k in enumerate(row))
+        means.append(float(Fraction(s, n * 255)))
+        var = float(Fraction(q * n - s * s, n * n * 255 * 255))
+        stds.append(sqrt(var) if var >= 1e-12 else 1.0)  # a constant channel: leave it unscaled
+    return means, stds
 
 
 def column_stats(rows: np.ndarray) -> tuple[list[float], list[float]]:
@@ -34,10 +58,6 @@ def column_stats(rows: np.ndarray) -> tuple[list[float], list[float]]:
     mean, std = x.mean(axis=0), x.std(axis=0)
     std[std < 1e-12] = 1.0  # a constant column: leave it unscaled
     return mean.tolist(), std.tolist()
-
-
-def normalise_rows(rows: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
-    return ((rows.astype(np.float64) - np.asarray(mean)) / np.asarray(std)).astype(np.float32)
 
 
 def fit_vocabulary(tokens: np.ndarray, num_words: int) -> np.ndarray:
@@ -63,16 +83,19 @@ def encode_tokens(tokens: np.ndarray, vocabulary_ids: np.ndarray, max_length: in
     return out[:, :used]
 
 
+Encoder = Callable[[np.ndarray], np.ndarray]
+
+
 def fit(kind: str, train_x: np.ndarray, split_dir: Path, num_words: int, max_length: int | None):
-    """The inputs' fit on the training split, and the function that applies it to any split."""
+    """The inputs' fit on the training split, and for text the encoder that applies it to any
+    split (images and table rows are normalised per batch: None)."""
     if kind == "image":
         mean, std = channel_stats(train_x)
-        inputs = {"kind": kind, "shape": list(train_x.shape[1:]), "mean": mean, "std": std}
-        return inputs, lambda x: normalise_images(x, mean, std)
+        return {"kind": kind, "shape": list(train_x.shape[1:]), "mean": mean, "std": std}, None
     if kind == "table":
         mean, std = column_stats(train_x)
         features = read_json(split_dir / "summary.json")["features"]
-        return {"kind": kind, "features": features, "mean": mean, "std": std}, lambda x: normalise_rows(x, mean, std)
+        return {"kind": kind, "features": features, "mean": mean, "std": std}, None
     words = read_json(split_dir / "words.json")
     ids = fit_vocabulary(train_x, num_words)
     vocabulary = [*RESERVED_WORDS, *(words[i] for i in ids)]
@@ -80,23 +103,35 @@ def fit(kind: str, train_x: np.ndarray, split_dir: Path, num_words: int, max_len
     return inputs, lambda x: encode_tokens(x, ids, max_length)
 
 
+def write_encoded(out_dir: Path, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray], inputs: dict) -> None:
+    """Each split's vocabulary ids, padded to one length: the longest document after encoding."""
+    length = max(x.shape[1] for x in xs.values())
+    inputs["longest"] = length - 1  # words: predict and serve cut any document there
+    for s, x in xs.items():
+        save_arrays(out_dir / f"{s}.npz", x=np.pad(x, ((0, 0), (0, length - x.shape[1]))), y=ys[s])
+
+
 def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length: int | None = None) -> dict:
-    """Fit on the training split, apply to all; stats.json says what was fitted (the model keeps it)."""
+    """Fit on the training split; stats.json says what was fitted (the model keeps it), and for
+    text each split's encoding is written beside it."""
     summary = read_json(split_dir / "summary.json")
-    data = {s: load_arrays(split_dir / f"{s}.npz") for s in SPLITS}
     kind = summary.get("kind", "image")
-    inputs, apply = fit(kind, data["train"]["x"], split_dir, num_words, max_length)
+    train = load_arrays(split_dir / "train.npz")
+    inputs, encode = fit(kind, train["x"], split_dir, num_words, max_length)
     stats = {"task": summary.get("task", "classification"), "classes": summary["classes"],
              "target": summary.get("target", ""), "inputs": inputs}  # fmt: skip
     if stats["task"] == "regression":  # where the net's output starts: the training mean (the mean baseline)
-        stats["target_mean"] = float(np.mean(data["train"]["y"], dtype=np.float64))
+        stats["target_mean"] = float(np.mean(train["y"], dtype=np.float64))
     with atomic_dir(out_dir) as tmp:
-        xs = {s: apply(data[s]["x"]) for s in SPLITS}
-        if kind == "text":  # one length for all splits: the longest document after encoding
-            length = max(x.shape[1] for x in xs.values())
-            xs = {s: np.pad(x, ((0, 0), (0, length - x.shape[1]))) for s, x in xs.items()}
-            inputs["longest"] = length - 1  # words: predict and serve cut any document there
-        for s in SPLITS:
-            save_arrays(tmp / f"{s}.npz", x=xs[s], y=data[s]["y"])
+        if encode is not None:
+            data = {"train": train} | {s: load_arrays(split_dir / f"{s}.npz") for s in SPLITS if s != "train"}
+            xs, ys = {s: encode(d["x"]) for s, d in data.items()}, {s: d["y"] for s, d in data.items()}
+            write_encoded(tmp, xs, ys, inputs)
         write_json(tmp / "stats.json", stats)
     return stats
+
+
+def net_inputs(split_dir: Path, data_dir: Path, split: str, kind: str) -> dict[str, np.ndarray]:
+    """A split's `x` and `y` as the net's preprocessing takes them, for inputs of `kind`: the split
+    stage's uint8 images or table rows, or (text) the normalise stage's vocabulary ids."""
+    return load_arrays((data_dir if kind == "text" else split_dir) / f"{split}.npz")

@@ -40,15 +40,24 @@ class Inference:
 
     def preprocess(self, raw: torch.Tensor) -> torch.Tensor:
         """Raw rows to the net's input: uint8 images (N, C, H, W) or table rows (N, F) normalised
-        with the training split's statistics; text token ids pass as they are."""
+        with the training split's statistics; text token ids pass as they are. Training,
+        evaluation, the report, predict and the served model all normalise here, a batch at a time."""
         inputs = self.hparams.inputs
         if inputs["kind"] == "text":
             return raw
-        mean = torch.tensor(inputs["mean"], device=raw.device)
-        std = torch.tensor(inputs["std"], device=raw.device)
+        mean, std = self._statistics(raw.device)
         if inputs["kind"] == "image":
             return (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
         return (raw.float() - mean) / std
+
+    def _statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split's mean and std as float32 tensors on `device`, made once per device:
+        training normalises every batch, and a host-to-device copy per step would wait on the GPU."""
+        cache = self.__dict__.setdefault("_statistics_on", {})
+        if device not in cache:
+            inputs = self.hparams.inputs
+            cache[device] = (torch.tensor(inputs["mean"], device=device), torch.tensor(inputs["std"], device=device))
+        return cache[device]
 
     def predict_step(self, batch, batch_idx: int = 0):
         outputs = self(batch[0])

@@ -31,7 +31,7 @@ NOUNS = {"image": "images", "text": "documents", "table": "rows"}
 def render_report(
     cfg: Config, metrics_dir: Path, split_dir: Path, model_dir: Path, data_dir: Path | None = None
 ) -> str:
-    """The report page as a string. `data_dir`, the normalised split, is read for text only: the
+    """The report page as a string. `data_dir`, the normalise stage's output, is read for text only: the
     vocabulary ids the model read, which its word attributions explain."""
     task, kind = cfg.data.task_spec, cfg.data.kind
     run = RunFiles(

@@ -19,7 +19,8 @@ from reprovision.models.predictor import Predictor
 @dataclass
 class RunFiles:
     """A run's outputs as the report reads them: the config, the model, the evaluate stage's
-    predictions, and the directories of its metrics, the split and (text) the normalised split."""
+    predictions, and the directories of its metrics, the split and the normalise stage's output
+    (text: the encoded split)."""
 
     cfg: Config
     model: Predictor

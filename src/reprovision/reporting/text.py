@@ -67,12 +67,12 @@ word for its value.</p>
 
 def attributions_html(run: RunFiles) -> str:
     """Highlighted documents for a seeded choice of correct and wrong predictions, each
-    explaining the predicted class, on the normalised split's vocabulary ids."""
+    explaining the predicted class, on the normalise stage's encoding of the test split (vocabulary ids)."""
     r = run.cfg.report
     if not r.examples:
         return "<p>No documents explained: report.examples is 0.</p>"
     if run.data_dir is None:
-        return "<p>No words explained: the report needs the normalised split (--data), the ids the model read.</p>"
+        return "<p>No words explained: the report needs the normalise stage's output (--data), the ids read.</p>"
     ids = load_arrays(run.data_dir / "test.npz")["x"]
     vocabulary = run.model.hparams.inputs["vocabulary"]
     actual, predicted = run.class_indices("actual"), run.class_indices("predicted")

@@ -14,7 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="resolved config")
     parser.add_argument("--model", required=True, type=Path, help="model directory (train)")
     parser.add_argument("--run", required=True, type=Path, help="the MLflow run train recorded (run.json)")
-    parser.add_argument("--data", required=True, type=Path, help="normalised data directory")
+    parser.add_argument("--split", required=True, type=Path, help="split directory (its test split)")
+    parser.add_argument("--data", required=True, type=Path, help="normalise stage's directory (stats.json)")
     parser.add_argument("--out", required=True, type=Path, help="metrics directory to write into")
 
 
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> None:
     headline = evaluate(
         args.model,
         args.run,
+        args.split,
         args.data,
         args.out,
         cfg.trainer.accelerator,

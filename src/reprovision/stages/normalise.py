@@ -1,5 +1,5 @@
-"""normalise stage: fitted on the training split, applied to every split (image channel or table
-column statistics, a text vocabulary)."""
+"""normalise stage: fitted on the training split (image channel or table column statistics, a text
+vocabulary), applied to every batch by the net's preprocessing; text is encoded here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reprovision.data.normalise import normalise
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", help="resolved config")
     parser.add_argument("--split", required=True, type=Path, help="split directory")
-    parser.add_argument("--out", required=True, type=Path, help="normalised directory to write")
+    parser.add_argument("--out", required=True, type=Path, help="where stats.json (and text's encoded splits) go")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", required=True, type=Path, help="metrics directory")
     parser.add_argument("--split", required=True, type=Path, help="split directory (raw images, rows, documents)")
     parser.add_argument(
-        "--data", type=Path, default=None, help="normalised split (text: the vocabulary ids the model read)"
+        "--data", type=Path, default=None, help="normalise stage's output (text: the vocabulary ids the model read)"
     )
     parser.add_argument("--model", required=True, type=Path, help="model directory (model.ckpt)")
     parser.add_argument("--run", required=True, type=Path, help="the MLflow run train recorded (run.json)")

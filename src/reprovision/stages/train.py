@@ -20,7 +20,7 @@ from reprovision.training.paths import TrainPaths
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path, help="resolved config")
-    parser.add_argument("--data", required=True, type=Path, help="normalised data directory")
+    parser.add_argument("--data", required=True, type=Path, help="normalise stage's directory (stats.json)")
     parser.add_argument("--summary", required=True, type=Path, help="the split stage's summary.json")
     parser.add_argument(
         "--checkpoints", required=True, type=Path, help="best/last checkpoints, kept across runs for resuming"

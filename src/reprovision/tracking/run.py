@@ -182,7 +182,7 @@ class PipelineRun:
                 else client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(uri))
             )
         default_name = os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}"
-        tags = {"mlflow.runName": name or default_name, **run_tags(str(data_dir))}
+        tags = {"mlflow.runName": name or default_name, **run_tags(str(summary_path.parent))}  # the split's hash
         started = None
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id  # shown nested under the parent in the UI

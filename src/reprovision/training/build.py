@@ -13,7 +13,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from reprovision.config import Config
-from reprovision.data.datamodule import NormalisedDataModule
+from reprovision.data.datamodule import SplitDataModule
 from reprovision.errors import ConfigError
 from reprovision.models.module import Model
 from reprovision.training.callbacks import (
@@ -30,17 +30,17 @@ from reprovision.training.timing import Stopwatch
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 
 
-def build_datamodule(cfg: Config, data_dir: Path) -> NormalisedDataModule:
+def build_datamodule(cfg: Config, split_dir: Path, data_dir: Path) -> SplitDataModule:
     d = cfg.data
-    return NormalisedDataModule(
-        data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip
+    return SplitDataModule(
+        split_dir, data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip
     )
 
 
 def build_module(cfg: Config, stats: dict) -> Model:
     """The configured net for the data's task, carrying what normalise fitted on the training split."""
     if stats["task"] != cfg.data.task:
-        raise ConfigError(f"the normalised data is for {stats['task']}, the config for {cfg.data.task}; run dvc repro")
+        raise ConfigError(f"data/normalised is for {stats['task']}, the config for {cfg.data.task}; run dvc repro")
     module = Model(
         net=dataclasses.asdict(cfg.model),
         optim=dataclasses.asdict(cfg.optim),

@@ -39,15 +39,20 @@ def fold_indices(labels: np.ndarray, k: int, seed: int, stratify: bool = True) -
 
 
 def write_fold(where: Path, x: np.ndarray, y: np.ndarray, fold: tuple, summary: dict, cfg: Config, split_dir: Path):
-    """A fold's normalised train/val splits (fitted on its training part) and summary."""
+    """A fold's train/val splits and summary in `where`, and in `where/normalised` the fit on its
+    training part (stats.json; for text, each part's encoding)."""
     tr, va = fold
     data = where / "normalised"
     data.mkdir(parents=True)
-    inputs, apply = normalise.fit(
+    inputs, encode = normalise.fit(
         summary.get("kind", "image"), x[tr], split_dir, cfg.data.num_words, cfg.data.max_length
     )
-    save_arrays(data / "train.npz", x=apply(x[tr]), y=y[tr])
-    save_arrays(data / "val.npz", x=apply(x[va]), y=y[va])
+    if encode is None:
+        for name, rows in (("train", tr), ("val", va)):
+            save_arrays(where / f"{name}.npz", x=x[rows], y=y[rows])
+    else:
+        xs, ys = {"train": encode(x[tr]), "val": encode(x[va])}, {"train": y[tr], "val": y[va]}
+        normalise.write_encoded(data, xs, ys, inputs)
     stats = {"task": summary["task"], "classes": summary["classes"], "target": summary["target"], "inputs": inputs}
     write_json(data / "stats.json", stats)
     write_json(where / "summary.json", {**summary, "sizes": {"train": len(tr), "val": len(va), "test": 0}})
@@ -99,12 +104,14 @@ def refit(cfg: Config, paths: TrainPaths, epochs: int, parent_run_id: str) -> di
     where = paths.checkpoints / "refit"
     data = where / "normalised"
     data.mkdir(parents=True, exist_ok=True)
-    parts = [load_arrays(paths.data / f"{s}.npz") for s in ("train", "val")]
-    save_arrays(
-        data / "train.npz", x=np.concatenate([p["x"] for p in parts]), y=np.concatenate([p["y"] for p in parts])
-    )
-    save_arrays(data / "val.npz", **parts[1])  # read by the data module, never run: no validation loop
+    # The arrays the net reads (for text, encoded with the training split's vocabulary), pooled.
+    kind = read_json(paths.data / "stats.json")["inputs"]["kind"]
+    parts = [normalise.net_inputs(paths.summary.parent, paths.data, s, kind) for s in ("train", "val")]
+    pooled = {"x": np.concatenate([p["x"] for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
     shutil.copyfile(paths.data / "stats.json", data / "stats.json")
+    pooled_dir = data if kind == "text" else where  # where net_inputs looks for them
+    save_arrays(pooled_dir / "train.npz", **pooled)
+    save_arrays(pooled_dir / "val.npz", **parts[1])  # read by the data module, never run: no validation loop
     summary = read_json(paths.summary)
     examples = len(parts[0]["y"]) + len(parts[1]["y"])
     write_json(where / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})

@@ -62,7 +62,7 @@ def train(
     stopwatch = Stopwatch(time.perf_counter() if started is None else started)
     device = check_devices(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(cfg, paths.data)
+    datamodule = build_datamodule(cfg, paths.summary.parent, paths.data)
     stats = datamodule.stats
     check_memory(cfg, stats["inputs"], len(stats["classes"]) or 1, device)  # the data's own size, not a floor
     module = build_module(cfg, stats)

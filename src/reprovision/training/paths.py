@@ -9,7 +9,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class TrainPaths:
     params: Path  # the resolved config that ran (logged whole to MLflow)
-    data: Path  # normalised splits and stats.json
+    data: Path  # the normalise stage's stats.json (and text's encoded splits)
     summary: Path  # the split stage's summary.json; its directory holds the uint8 splits
     checkpoints: Path  # best/last checkpoints, resume.json and run.json, kept across runs
     out: Path  # the model directory: model.ckpt, a function of config, data and code

@@ -27,8 +27,9 @@ from reprovision.training.paths import TrainPaths
 RESUME_FILE = "resume.json"
 
 
-def fingerprint(cfg: Config, data_dir: Path) -> str:
-    """What a checkpoint must match to be resumed: everything that shapes training."""
+def fingerprint(cfg: Config, split_dir: Path, data_dir: Path) -> str:
+    """What a checkpoint must match to be resumed: everything that shapes training, the split's
+    files and the normalise stage's fit among them."""
     ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained
     trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k not in ignored}
     settings = {
@@ -41,8 +42,9 @@ def fingerprint(cfg: Config, data_dir: Path) -> str:
         "trainer": trainer,
     }
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in sorted(data_dir.iterdir()):
-        h.update(path.name.encode() + sha256_file(path).encode())
+    for path in [*sorted(split_dir.iterdir()), *sorted(data_dir.iterdir())]:
+        if path.is_file():
+            h.update(path.name.encode() + sha256_file(path).encode())
     return h.hexdigest()
 
 
@@ -81,7 +83,7 @@ def resume_or_start(
     """
     checkpoint_dir = paths.checkpoints
     resume_file, last = checkpoint_dir / RESUME_FILE, checkpoint_dir / "last.ckpt"
-    key = fingerprint(cfg, paths.data)
+    key = fingerprint(cfg, paths.summary.parent, paths.data)
     try:
         state = read_json(resume_file)
     except FileNotFoundError:  # none yet, or rank 0 of a torchrun/SLURM start is replacing it now
