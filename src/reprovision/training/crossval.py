@@ -39,23 +39,24 @@ def fold_indices(labels: np.ndarray, k: int, seed: int, stratify: bool = True) -
 
 
 def write_fold(where: Path, x: np.ndarray, y: np.ndarray, fold: tuple, summary: dict, cfg: Config, split_dir: Path):
-    """A fold's train/val splits and summary in `where`, and in `where/normalised` the fit on its
-    training part (stats.json; for text, each part's encoding)."""
+    """A fold's train/val splits and summary in `where/split`, and in `where/normalised` the fit on
+    its training part (stats.json; for text, each part's encoding)."""
     tr, va = fold
-    data = where / "normalised"
+    data, split = where / "normalised", where / "split"
     data.mkdir(parents=True)
+    split.mkdir()
     inputs, encode = normalise.fit(
         summary.get("kind", "image"), x[tr], split_dir, cfg.data.num_words, cfg.data.max_length
     )
     if encode is None:
         for name, rows in (("train", tr), ("val", va)):
-            save_arrays(where / f"{name}.npz", x=x[rows], y=y[rows])
+            save_arrays(split / f"{name}.npz", x=x[rows], y=y[rows])
     else:
         xs, ys = {"train": encode(x[tr]), "val": encode(x[va])}, {"train": y[tr], "val": y[va]}
         normalise.write_encoded(data, xs, ys, inputs)
     stats = {"task": summary["task"], "classes": summary["classes"], "target": summary["target"], "inputs": inputs}
     write_json(data / "stats.json", stats)
-    write_json(where / "summary.json", {**summary, "sizes": {"train": len(tr), "val": len(va), "test": 0}})
+    write_json(split / "summary.json", {**summary, "sizes": {"train": len(tr), "val": len(va), "test": 0}})
 
 
 def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[str, float]:
@@ -72,7 +73,7 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
         for i, fold in enumerate(fold_indices(y, k, cfg.seed, task.name == "classification"), start=1):
             where = Path(tmp) / f"fold-{i}"
             write_fold(where, x, y, fold, summary, cfg, split_dir)
-            fold_paths = TrainPaths.scratch(where, paths.params, where / "normalised", where / "summary.json")
+            fold_paths = TrainPaths.scratch(where, paths.params, where / "normalised", where / "split" / "summary.json")
             result = train(fold_cfg, fold_paths, run_name=f"fold {i}/{k}", parent_run_id=parent_run_id)
             scores.append(result[task.monitor])
             rows = read_csv(fold_paths.curves)
@@ -102,25 +103,27 @@ def refit(cfg: Config, paths: TrainPaths, epochs: int, parent_run_id: str) -> di
     the test split was normalised with them). Its directory sits beside the checkpoints, so a
     killed refit resumes."""
     where = paths.checkpoints / "refit"
-    data = where / "normalised"
-    data.mkdir(parents=True, exist_ok=True)
+    # Its split apart from its outputs: the resume fingerprint hashes every file of a split.
+    data, split = where / "normalised", where / "split"
+    for directory in (data, split):
+        directory.mkdir(parents=True, exist_ok=True)
     # The arrays the net reads (for text, encoded with the training split's vocabulary), pooled.
     kind = read_json(paths.data / "stats.json")["inputs"]["kind"]
     parts = [normalise.net_inputs(paths.summary.parent, paths.data, s, kind) for s in ("train", "val")]
     pooled = {"x": np.concatenate([p["x"] for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
     shutil.copyfile(paths.data / "stats.json", data / "stats.json")
-    pooled_dir = data if kind == "text" else where  # where net_inputs looks for them
+    pooled_dir = data if kind == "text" else split  # where net_inputs looks for them
     save_arrays(pooled_dir / "train.npz", **pooled)
     save_arrays(pooled_dir / "val.npz", **parts[1])  # read by the data module, never run: no validation loop
     summary = read_json(paths.summary)
     examples = len(parts[0]["y"]) + len(parts[1]["y"])
-    write_json(where / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})
+    write_json(split / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})
     refit_cfg = dataclasses.replace(
         cfg,
         split=dataclasses.replace(cfg.split, folds=None, refit=False),
         trainer=dataclasses.replace(cfg.trainer, max_epochs=epochs),
     )
-    refit_paths = TrainPaths.scratch(where, paths.params, data, where / "summary.json")
+    refit_paths = TrainPaths.scratch(where, paths.params, data, split / "summary.json")
     name = f"refit on train + val, {epochs} epochs"
     train(refit_cfg, refit_paths, run_name=name, parent_run_id=parent_run_id, validate=False)
     print(f"train: {name} ({examples} examples): this model is the one evaluated and served")
