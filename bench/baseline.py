@@ -29,7 +29,7 @@ def bench(overrides: list[str], rows: int) -> dict:
         found = {"train_rows": summary["sizes"]["train"]}
         for name, limit in (("bounded", rows), ("whole split", summary["sizes"]["train"])):
             start = time.perf_counter()
-            metrics = baselines(work / "normalised", seed=42, max_rows=limit)
+            metrics = baselines(work / "split", work / "normalised", seed=42, max_rows=limit)
             found[name] = {"rows": min(limit, found["train_rows"]), "seconds": time.perf_counter() - start,
                            "test_acc": metrics["baseline/logistic/test/acc"]}  # fmt: skip
     return found

@@ -2,8 +2,8 @@
 
 (a) data path: the classic DataLoader doing per-image PIL transforms (RandomCrop with padding,
     RandomHorizontalFlip, ToTensor, Normalize; `--workers` processes, pinned memory on a GPU)
-    versus the project's (the normalised split on the device, crop and flip on whole batches
-    there), same net, batch size and recipe, in the same bare loop: training images/s;
+    versus the project's (the uint8 split on the device, each batch normalised, cropped and
+    flipped there), same net, batch size and recipe, in the same bare loop: training images/s;
 (b) overhead: the real train stage (Lightning + MLflow + checkpoints, a fresh process, as
     `dvc repro` runs it) versus a bare PyTorch loop with the same net and recipe (optimizer,
     schedule, precision, deterministic kernels, channels_last, compile, augmentation, a
@@ -104,7 +104,7 @@ class BareLoop:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for i in range(0, len(x), batch):
             with self.autocast():
-                correct += (self.net(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()
+                correct += (self.net(normalised(x, x[i : i + batch])).argmax(1) == y[i : i + batch]).sum()
         return correct.item() / len(x)
 
 
@@ -114,13 +114,20 @@ def sync(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def project_batches(x: torch.Tensor, y: torch.Tensor, batch: int, padding: int, flip: bool):
-    """The project's path: the split already on the device; one index and one gather a batch."""
+def project_batches(x: torch.Tensor, y: torch.Tensor, batch: int, padding: int = 0, flip: bool = False):
+    """The project's path: the uint8 split already on the device; one index, one gather and the
+    normalisation a batch (`x` carries its statistics, see `splits`), then crop and flip."""
     order = torch.randperm(len(x), device=x.device)
     for i in range(0, len(x), batch):
         idx = order[i : i + batch]
-        xb = x[idx]
+        xb = normalised(x, x[idx])
         yield (flip_crop(xb, padding, flip) if padding or flip else xb), y[idx]
+
+
+def normalised(split: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """A batch of `split` normalised as the net's preprocessing does it."""
+    mean, std = split.stats
+    return (raw.float() / 255.0 - mean) / std
 
 
 def classic_loader(raw: np.ndarray, y: np.ndarray, stats: dict, batch: int, padding: int, flip: bool, workers: int):
@@ -155,9 +162,14 @@ def classic_loader(raw: np.ndarray, y: np.ndarray, stats: dict, batch: int, padd
 
 
 def splits(work: Path, device: torch.device):
-    """The normalised train and val splits on `device`."""
-    train, val = (load_arrays(work / "normalised" / f"{s}.npz") for s in ("train", "val"))
-    return [torch.from_numpy(a[k]).to(device) for a in (train, val) for k in ("x", "y")]
+    """The uint8 train and val splits on `device`, each image tensor carrying the training
+    split's mean and std (`.stats`, shaped to broadcast over a batch) for `normalised`."""
+    inputs = read_json(work / "normalised" / "stats.json")["inputs"]
+    stats = tuple(torch.tensor(inputs[k], device=device).view(1, -1, 1, 1) for k in ("mean", "std"))
+    train, val = (load_arrays(work / "split" / f"{s}.npz") for s in ("train", "val"))
+    x, y, xv, yv = (torch.from_numpy(a[k]).to(device) for a in (train, val) for k in ("x", "y"))
+    x.stats = xv.stats = stats
+    return x, y, xv, yv
 
 
 def bare_run(cfg, work: Path, device: torch.device, classes: int) -> dict:
