@@ -45,7 +45,8 @@ from stage import ROOT, prepare, run_stages  # bench/stage.py: python puts bench
 
 from reprovision.config import compose, validate
 from reprovision.data.augment import flip_crop
-from reprovision.files import load_arrays, read_json
+from reprovision.data.shards import load_split
+from reprovision.files import read_json
 from reprovision.models.nets import build_net, init_weights
 from reprovision.models.optimizers import OPTIMIZERS, lr_factor
 from reprovision.training.build import PRECISION
@@ -166,7 +167,7 @@ def splits(work: Path, device: torch.device):
     split's mean and std (`.stats`, shaped to broadcast over a batch) for `normalised`."""
     inputs = read_json(work / "normalised" / "stats.json")["inputs"]
     stats = tuple(torch.tensor(inputs[k], device=device).view(1, -1, 1, 1) for k in ("mean", "std"))
-    train, val = (load_arrays(work / "split" / f"{s}.npz") for s in ("train", "val"))
+    train, val = (load_split(work / "split", s) for s in ("train", "val"))
     x, y, xv, yv = (torch.from_numpy(a[k]).to(device) for a in (train, val) for k in ("x", "y"))
     x.stats = xv.stats = stats
     return x, y, xv, yv
@@ -279,7 +280,7 @@ def main() -> None:
         if args.work is None:
             prepare(work, overrides)
         stats = read_json(work / "normalised" / "stats.json")
-        raw = load_arrays(work / "split" / "train.npz")
+        raw = load_split(work / "split", "train")
         x, y, _, _ = splits(work, device)
         shape, classes, n = list(x.shape[1:]), len(stats["classes"]), len(x)
         steps = -(-n // d.batch_size)

@@ -26,7 +26,8 @@ def root() -> Path:
 @pytest.fixture
 def tiny_split(tmp_path: Path) -> Path:
     """A split directory like the split stage writes: 3 classes of 4x4 greyscale images."""
-    from reprovision.files import save_arrays, write_json
+    from reprovision.data.shards import save_split
+    from reprovision.files import write_json
 
     rng = np.random.default_rng(0)
     out = tmp_path / "split"
@@ -36,7 +37,7 @@ def tiny_split(tmp_path: Path) -> Path:
         # Class k is brighter in row k: learnable, not trivially constant.
         x = rng.integers(0, 60, size=(n, 1, 4, 4), dtype=np.uint8)
         x[np.arange(n), 0, y, :] += 180
-        save_arrays(out / f"{split}.npz", x=x, y=y.astype(np.int64))
+        save_split(out, split, x, y.astype(np.int64))
     sizes = {"train": 60, "val": 15, "test": 15}
     write_json(
         out / "summary.json",

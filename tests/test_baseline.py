@@ -12,8 +12,9 @@ from mlflow.tracking import MlflowClient
 
 from reprovision.baseline import baselines
 from reprovision.data.raw import RESERVED_WORDS
+from reprovision.data.shards import save_split
 from reprovision.evaluation import evaluate
-from reprovision.files import save_arrays, write_json
+from reprovision.files import write_json
 from reprovision.models.module import Model
 
 
@@ -23,7 +24,7 @@ def table_data(where, x_train, y_train, x_test, y_test, task="classification", c
     classes = list(classes) if task == "classification" else []
     write_json(where / "stats.json", {"task": task, "classes": classes, "target": "t", "inputs": inputs})
     for split, x, y in (("train", x_train, y_train), ("val", x_train[:4], y_train[:4]), ("test", x_test, y_test)):
-        save_arrays(where / f"{split}.npz", x=np.asarray(x, np.float32), y=np.asarray(y))
+        save_split(where, split, np.asarray(x, np.float32), np.asarray(y))
     return inputs
 
 
@@ -55,7 +56,7 @@ def test_the_baseline_reads_documents_as_multi_hot_words(tmp_path):
     inputs = {"kind": "text", "vocabulary": [*RESERVED_WORDS, "awful", "great", *map(str, range(6, 40))]}
     write_json(tmp_path / "stats.json", {"task": "classification", "classes": ["neg", "pos"], "inputs": inputs})
     for split, rows in (("train", slice(0, 200)), ("val", slice(200, 220)), ("test", slice(200, 300))):
-        save_arrays(tmp_path / f"{split}.npz", x=docs[rows].astype(np.int32), y=y[rows])
+        save_split(tmp_path, split, docs[rows].astype(np.int32), y[rows])
     assert baselines(tmp_path, tmp_path, seed=0, max_rows=10_000)["baseline/logistic/test/acc"] == 1.0
 
 

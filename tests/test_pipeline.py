@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from tests.browser import assert_rendered, chromium, render, vega_charts
 from tests.project import BIN, ROOT, dvc, pipeline_env, project_copy, reprovision, require_plots_page, run
+
+from reprovision.data.shards import load_split
 
 pytestmark = pytest.mark.slow
 STAGES = ("download", "split", "normalise", "train", "evaluate", "report")
@@ -388,10 +389,9 @@ def test_champion_alias_follows_the_best_validation_accuracy(pipeline):
 
 def digit_file(work, path, index: int = 0):
     """A test image as a user's file: bigger than the model's input, and RGBA, not greyscale."""
-    import numpy as np
     from PIL import Image
 
-    image = np.load(work / "data" / "split" / "test.npz")["x"][index, 0]
+    image = load_split(work / "data" / "split", "test")["x"][index, 0]
     Image.fromarray(image).resize((50, 50)).convert("RGBA").save(path)
     return path
 
@@ -409,7 +409,7 @@ def test_predict_answers_the_same_from_a_checkpoint_a_run_and_the_registry(pipel
     assert answers[0] == answers[1]
     top = answers[0][0]["top"]
     assert len(top) == 10 and abs(sum(t["probability"] for t in top) - 1) < 1e-5
-    labels = np.load(work / "data" / "split" / "test.npz")["y"]
+    labels = load_split(work / "data" / "split", "test")["y"]
     classes = json.loads((work / "data" / "split" / "summary.json").read_text())["classes"]
     assert top[0]["class"] == classes[labels[0]]  # a well-trained model gets this one right
     # The same command in this process (the two above proved the installed one): no start-up each.

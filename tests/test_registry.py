@@ -61,9 +61,10 @@ def test_a_model_whose_test_metrics_are_not_finite_fails_evaluate_and_leaves_the
     import pytest
     import torch
 
+    from reprovision.data.shards import save_split
     from reprovision.errors import StageFailed
     from reprovision.evaluation import evaluate
-    from reprovision.files import save_arrays, write_json
+    from reprovision.files import write_json
     from reprovision.models.module import Model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -81,7 +82,7 @@ def test_a_model_whose_test_metrics_are_not_finite_fails_evaluate_and_leaves_the
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "models" / "model.ckpt"
     )
     x = np.array([[1.0, 2.0], [np.inf, 0.0]], dtype=np.float32)
-    save_arrays(tmp_path / "data" / "test.npz", x=x, y=np.array([0, 1], dtype=np.int64))
+    save_split(tmp_path / "data", "test", x, np.array([0, 1], dtype=np.int64))
     write_json(tmp_path / "run.json", {"run_id": run_id, "tracking_uri": uri})
     with pytest.raises(StageFailed, match=r"test metrics are not finite.*withdrawn from the registry: t version 2"):
         evaluate(tmp_path / "models", tmp_path / "run.json", tmp_path / "data", tmp_path / "data", tmp_path / "metrics",
@@ -96,8 +97,8 @@ def test_a_test_split_with_a_constant_target_is_scored_not_failed(tmp_path):
     import numpy as np
     import torch
 
+    from reprovision.data.shards import save_split
     from reprovision.evaluation import evaluate
-    from reprovision.files import save_arrays
     from reprovision.models.module import Model
 
     inputs = {"kind": "table", "features": ["a"], "mean": [0.0], "std": [1.0]}
@@ -107,7 +108,7 @@ def test_a_test_split_with_a_constant_target_is_scored_not_failed(tmp_path):
     torch.save(
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, tmp_path / "models" / "model.ckpt"
     )
-    save_arrays(tmp_path / "data" / "test.npz", x=np.ones((3, 1), np.float32), y=np.full(3, 2.0, np.float32))
+    save_split(tmp_path / "data", "test", np.ones((3, 1), np.float32), np.full(3, 2.0, np.float32))
     data = tmp_path / "data"
     headline = evaluate(tmp_path / "models", tmp_path / "none.json", data, data, tmp_path / "metrics", "cpu")
     assert headline["test/r2"] == float("-inf") and np.isfinite(headline["test/mae"])

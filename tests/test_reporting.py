@@ -20,8 +20,9 @@ from reprovision.cli import main
 from reprovision.config import compose, load_config
 from reprovision.data.normalise import normalise
 from reprovision.data.raw import RESERVED_WORDS, START
+from reprovision.data.shards import load_split, save_split
 from reprovision.evaluation import write_classification, write_regression
-from reprovision.files import save_arrays, write_csv, write_json
+from reprovision.files import write_csv, write_json
 from reprovision.models.module import Model
 from reprovision.reporting.images import inspection_html
 
@@ -125,7 +126,7 @@ def test_the_page_shows_eval_json_and_exactly_the_most_confident_mistakes(tmp_pa
     save_model(tmp_path / "models", image_model(NETS["mlp"], [1, 8, 8]))
     (tmp_path / "split").mkdir()
     images = np.random.default_rng(0).integers(0, 256, size=(12, 1, 8, 8), dtype=np.uint8)
-    save_arrays(tmp_path / "split" / "test.npz", x=images, y=np.arange(12) % 3)
+    save_split(tmp_path / "split", "test", images, np.arange(12) % 3)
     write_json(tmp_path / "split" / "summary.json", split_summary(val=12))  # 4 a class: too few to choose well
     metrics = tmp_path / "metrics"
     (metrics / "evaluation").mkdir(parents=True)
@@ -211,9 +212,9 @@ def write_text_split(tmp_path: Path, classes: list[str], test: list[tuple[str, s
     split.mkdir()
     train_y = np.arange(len(TRAIN)) % len(classes)
     for name, docs, y in (("train", TRAIN, train_y), ("val", TRAIN[:3], train_y[:3])):
-        save_arrays(split / f"{name}.npz", x=token_rows(docs), y=y)
+        save_split(split, name, token_rows(docs), y)
     test_y = np.array([classes.index(c) for _, c in test])
-    save_arrays(split / "test.npz", x=token_rows([d for d, _ in test]), y=test_y)
+    save_split(split, "test", token_rows([d for d, _ in test]), test_y)
     write_json(split / "words.json", [*RESERVED_WORDS, *WORDS])
     write_json(split / "summary.json", split_summary(classes=classes, val=20 * len(classes), kind="text"))
     return normalise(split, tmp_path / "normalised", num_words=100)["inputs"]
@@ -236,9 +237,8 @@ def great_decides(inputs: dict) -> Model:
 
 def evaluate_text(tmp_path: Path, model: Model) -> None:
     """What the evaluate stage writes: the model's predictions on the encoded test split."""
-    from reprovision.files import load_arrays
 
-    test = load_arrays(tmp_path / "normalised" / "test.npz")
+    test = load_split(tmp_path / "normalised", "test")
     with torch.no_grad():
         logits = model(torch.from_numpy(test["x"]))
     write_classification(tmp_path / "metrics", logits, torch.from_numpy(test["y"]), model.hparams.classes)
@@ -371,7 +371,7 @@ def test_table_mistakes_show_each_rows_own_feature_values(tmp_path, root, capsys
     save_model(tmp_path / "models", model)
     rows = np.arange(12, dtype=np.float32).reshape(6, 2) * [1.5, -2.0]
     (tmp_path / "split").mkdir()
-    save_arrays(tmp_path / "split" / "test.npz", x=rows.astype(np.float32), y=np.zeros(6, np.int64))
+    save_split(tmp_path / "split", "test", rows.astype(np.float32), np.zeros(6, np.int64))
     write_json(
         tmp_path / "split" / "summary.json", split_summary(classes=["no", "yes"], kind="table", features=features)
     )
@@ -402,7 +402,7 @@ def test_table_classification_ranks_the_feature_the_model_uses_and_explains_each
     save_model(tmp_path / "models", model)
     rows = np.array([[0, 9], [5, 3], [-4, 1], [2, 8], [7, -2], [1, 6]], dtype=np.float32)
     (tmp_path / "split").mkdir()
-    save_arrays(tmp_path / "split" / "test.npz", x=rows, y=np.zeros(6, np.int64))
+    save_split(tmp_path / "split", "test", rows, np.zeros(6, np.int64))
     write_json(
         tmp_path / "split" / "summary.json", split_summary(classes=["no", "yes"], kind="table", features=features)
     )
@@ -444,7 +444,7 @@ def test_regression_shows_the_largest_errors_first_and_ranks_the_feature_the_mod
     save_model(tmp_path / "models", model)
     rows = (np.random.default_rng(0).normal(size=(20, 3)) * [10, 5, 15] + [50, 25, 90]).round(1).astype(np.float32)
     (tmp_path / "split").mkdir()
-    save_arrays(tmp_path / "split" / "test.npz", x=rows, y=np.zeros(20, np.float32))
+    save_split(tmp_path / "split", "test", rows, np.zeros(20, np.float32))
     write_json(
         tmp_path / "split" / "summary.json", split_summary("regression", (), 60, kind="table", features=features)
     )

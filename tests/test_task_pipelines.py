@@ -20,7 +20,8 @@ import torch
 from mlflow.tracking import MlflowClient
 from tests.project import ROOT, dvc, project_copy, reprovision
 
-from reprovision.files import load_arrays, read_csv
+from reprovision.data.shards import load_split
+from reprovision.files import read_csv
 from reprovision.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,7 @@ def test_predict_turns_raw_table_rows_into_the_evaluated_predictions(project):
     """The checkpoint alone normalises raw rows: predicting the raw test rows from a CSV gives the
     evaluate stage's predictions."""
     work = project.work
-    test = load_arrays(work / "data" / "split" / "test.npz")
+    test = load_split(work / "data" / "split", "test")
     features = json.loads((work / "data" / "split" / "summary.json").read_text())["features"]
     table = project.data / "rows.csv"
     with table.open("w", newline="") as f:

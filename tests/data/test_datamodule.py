@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from reprovision.data.datamodule import DeviceBatches, SplitDataModule
-from reprovision.files import save_arrays, write_json
+from reprovision.data.shards import save_split
+from reprovision.files import write_json
 from reprovision.models.module import Model
 
 # Where each split's image numbers start: a loader that hands out another split shows.
@@ -22,7 +23,7 @@ def numbered(tmp_path):
     for split, n in (("train", 70), ("val", 25), ("test", 25)):
         numbers = FIRST[split] + np.arange(n, dtype=np.float32)
         x = np.broadcast_to(numbers[:, None, None, None], (n, 1, 2, 2)).copy()
-        save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(n) % 3)
+        save_split(tmp_path, split, x, np.arange(n) % 3)
     write_json(
         tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": {"kind": "image"}}
     )
@@ -65,7 +66,7 @@ def test_device_batches_are_gathers_of_one_index_per_epoch():
 def test_batches_are_normalised_on_arrival_and_training_batches_alone_flipped(tmp_path):
     x = (np.arange(40 * 16) % 251).astype(np.uint8).reshape(40, 1, 4, 4)  # pixels distinct in an image: a flip shows
     for split in ("train", "val", "test"):
-        save_arrays(tmp_path / f"{split}.npz", x=x, y=np.arange(40) % 3)
+        save_split(tmp_path, split, x, np.arange(40) % 3)
     inputs = {"kind": "image", "shape": [1, 4, 4], "mean": [0.25], "std": [0.5]}
     write_json(tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": inputs})
     dm = SplitDataModule(tmp_path, tmp_path, batch_size=40, eval_batch_size=40, flip=True)

@@ -10,8 +10,9 @@ import torch
 
 from reprovision.data.normalise import channel_stats, net_inputs, normalise
 from reprovision.data.raw import FIRST_WORD, RESERVED_WORDS, START
+from reprovision.data.shards import load_split, save_split
 from reprovision.data.text import decode
-from reprovision.files import load_arrays, read_json, save_arrays, write_json
+from reprovision.files import read_json, write_json
 from reprovision.models.predictor import Predictor
 
 
@@ -52,10 +53,10 @@ def test_channel_stats_are_exact_whatever_the_chunks():
 def test_the_stage_writes_statistics_and_no_copy_of_the_images(tiny_split, tmp_path):
     stats = normalise(tiny_split, tmp_path / "norm")["inputs"]
     assert sorted(p.name for p in (tmp_path / "norm").iterdir()) == ["stats.json"]
-    assert stats["mean"] == channel_stats(load_arrays(tiny_split / "train.npz")["x"])[0]
+    assert stats["mean"] == channel_stats(load_split(tiny_split, "train")["x"])[0]
     assert read_json(tmp_path / "norm" / "stats.json")["classes"] == ["a", "b", "c"]
     test = as_the_net_reads(tiny_split, tmp_path / "norm", "test")
-    raw = load_arrays(tiny_split / "test.npz")["x"]
+    raw = load_split(tiny_split, "test")["x"]
     m, sd = (np.asarray(stats[k], np.float32)[None, :, None, None] for k in ("mean", "std"))
     assert test.dtype == np.float32 and np.array_equal(test, (raw.astype(np.float32) / 255.0 - m) / sd)
 
@@ -71,7 +72,7 @@ def test_mean_and_std_come_from_the_training_split_alone(tmp_path):
     raw = {}
     for name, channels in ranges.items():
         raw[name] = np.stack([rng.integers(lo, hi + 1, size=(30, 5, 5)) for lo, hi in channels], 1).astype(np.uint8)
-        save_arrays(split / f"{name}.npz", x=raw[name], y=np.arange(30) % 3)
+        save_split(split, name, raw[name], np.arange(30) % 3)
     write_json(split / "summary.json", {"kind": "image", "task": "classification", "classes": ["a", "b", "c"]})
 
     stats = normalise(split, tmp_path / "norm")["inputs"]
@@ -95,7 +96,7 @@ def test_table_columns_are_scaled_by_the_training_split_alone(tmp_path):
     raw = {}
     for name, offset in shift.items():
         raw[name] = (rng.normal(size=(40, 3)) * [1.0, 1000.0, 0.001] + [5.0 + offset, 2e4, 0.0]).astype(np.float32)
-        save_arrays(split / f"{name}.npz", x=raw[name], y=rng.normal(size=40).astype(np.float32))
+        save_split(split, name, raw[name], rng.normal(size=40).astype(np.float32))
     summary = {"kind": "table", "task": "regression", "classes": [], "target": "t", "features": ["a", "b", "c"]}
     write_json(split / "summary.json", summary)
 
@@ -120,7 +121,7 @@ def text_split(where, docs: dict[str, list[list[str]]]) -> list[str]:
         x = np.zeros((len(documents), length), dtype=np.int32)
         for i, d in enumerate(documents):
             x[i, : len(d) + 1] = [START, *(index[w] for w in d)]
-        save_arrays(where / f"{split}.npz", x=x, y=np.arange(len(documents)) % 2)
+        save_split(where, split, x, np.arange(len(documents)) % 2)
     write_json(where / "words.json", words)
     write_json(where / "summary.json", {"kind": "text", "task": "classification", "classes": ["neg", "pos"]})
     return words
@@ -138,11 +139,11 @@ def test_text_vocabulary_is_the_most_frequent_training_words(tmp_path):
     stats = normalise(tmp_path / "split", tmp_path / "norm", num_words=FIRST_WORD + 2)
     vocabulary = stats["inputs"]["vocabulary"]
     assert vocabulary == [*RESERVED_WORDS, "film", "good"]
-    test = load_arrays(tmp_path / "norm" / "test.npz")["x"]
+    test = load_split(tmp_path / "norm", "test")["x"]
     assert [decode(row, vocabulary) for row in test] == ["film <unk> <unk> good", "<unk>"]
-    val = load_arrays(tmp_path / "norm" / "val.npz")["x"]
+    val = load_split(tmp_path / "norm", "val")["x"]
     assert decode(val[0], vocabulary) == "<unk> <unk> <unk> film"
-    assert {a.shape[1] for a in (test, val, load_arrays(tmp_path / "norm" / "train.npz")["x"])} == {5}
+    assert {a.shape[1] for a in (test, val, load_split(tmp_path / "norm", "train")["x"])} == {5}
     assert stats["inputs"]["longest"] == 4  # words of the longest document: predict cuts there
 
 
@@ -150,5 +151,5 @@ def test_text_documents_are_cut_to_max_length_words(tmp_path):
     docs = {"train": [["a", "b", "c", "d"], ["a"]], "val": [["b", "c"]], "test": [["d", "c", "b", "a"]]}
     text_split(tmp_path / "split", docs)
     stats = normalise(tmp_path / "split", tmp_path / "norm", max_length=2)
-    test = load_arrays(tmp_path / "norm" / "test.npz")["x"]
+    test = load_split(tmp_path / "norm", "test")["x"]
     assert test.shape == (1, 3) and decode(test[0], stats["inputs"]["vocabulary"]) == "d c"

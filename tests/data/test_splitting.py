@@ -62,7 +62,7 @@ def test_split_stage_on_digits(tmp_path):
     for s in SPLITS:
         assert sum(summary["class_counts"][s].values()) == summary["sizes"][s]
         assert min(summary["class_counts"][s].values()) > 0
-        assert (tmp_path / "split" / f"{s}.npz").is_file()
+        assert (tmp_path / "split" / s / "index.json").is_file()
 
 
 def test_a_raw_file_changed_after_download_is_refused_and_the_split_kept(tmp_path):
@@ -71,7 +71,7 @@ def test_a_raw_file_changed_after_download_is_refused_and_the_split_kept(tmp_pat
     raw, out = tmp_path / "raw", tmp_path / "split"
     download(data_config(), raw)
     split(data_config(), raw, out, seed=42)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with gzip.open(raw / "digits.csv.gz", "rt") as f:
         rows = f.read().splitlines()
     first = rows[0].split(",")
@@ -83,7 +83,7 @@ def test_a_raw_file_changed_after_download_is_refused_and_the_split_kept(tmp_pat
     assert str(err.value) == (
         f"{raw / 'digits.csv.gz'}: differs from its download manifest; rerun the download stage (dvc repro -f download)"
     )
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw", "split"]  # no half-written split beside it
 
 

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from reprovision.config import compose, validate
 from reprovision.data.datamodule import SplitDataModule
 from reprovision.data.normalise import normalise
-from reprovision.files import load_arrays, save_arrays, write_json
+from reprovision.data.shards import load_split, save_split
+from reprovision.files import write_json
 from reprovision.models.module import Model
 from reprovision.training.build import speed_up
 
@@ -64,7 +65,7 @@ def test_epoch_metrics_count_every_image_once(tiny_split, tmp_path, root):
     trainer = one_epoch(module, data)
 
     for split in ("train", "val"):
-        arrays = load_arrays(tiny_split / f"{split}.npz")
+        arrays = load_split(tiny_split, split)
         x, y = module.preprocess(torch.from_numpy(arrays["x"])), torch.from_numpy(arrays["y"])
         with torch.no_grad():
             logits = start(x)
@@ -127,7 +128,7 @@ def table_split(where, rng) -> None:
     for split, n in sizes.items():
         x = (rng.normal(size=(n, 3)) * [1.0, 100.0, 0.01] + [0.0, 500.0, 3.0]).astype(np.float32)
         y = (2 * x[:, 0] + x[:, 1] / 50 + rng.normal(size=n)).astype(np.float32)
-        save_arrays(where / f"{split}.npz", x=x, y=y)
+        save_split(where, split, x, y)
     features = ["a", "b", "c"]
     summary = {"kind": "table", "task": "regression", "classes": [], "target": "t", "features": features}
     write_json(where / "summary.json", {**summary, "sizes": sizes})
@@ -147,7 +148,7 @@ def test_regression_epoch_metrics_are_the_mean_absolute_and_squared_error_of_eve
     module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "regression", [], stats["inputs"])
     start = copy.deepcopy(module.net)
     trainer = one_epoch(module, data)
-    arrays = load_arrays(tmp_path / "split" / "val.npz")
+    arrays = load_split(tmp_path / "split", "val")
     x, y = module.preprocess(torch.from_numpy(arrays["x"])), torch.from_numpy(arrays["y"])
     with torch.no_grad():
         predicted = start(x).squeeze(1)
@@ -162,10 +163,10 @@ def test_a_regression_net_starts_at_the_training_splits_mean_target(tmp_path, ro
     rng = np.random.default_rng(0)
     table_split(tmp_path / "split", rng)
     for split, shift in (("train", 150.0), ("val", -80.0), ("test", 500.0)):  # only train's counts
-        arrays = load_arrays(tmp_path / "split" / f"{split}.npz")
-        save_arrays(tmp_path / "split" / f"{split}.npz", x=arrays["x"], y=(arrays["y"] + shift).astype(np.float32))
+        arrays = load_split(tmp_path / "split", split)
+        save_split(tmp_path / "split", split, arrays["x"], (arrays["y"] + shift).astype(np.float32))
     stats = normalise(tmp_path / "split", tmp_path / "norm")
-    train_y = load_arrays(tmp_path / "split" / "train.npz")["y"]
+    train_y = load_split(tmp_path / "split", "train")["y"]
     assert stats["target_mean"] == pytest.approx(float(train_y.mean()))
     cfg = validate(compose(root / "conf", ["data=diabetes", "model.hidden=[8]", "model.init=he"]))
     module = Model(dataclasses.asdict(cfg.model), dataclasses.asdict(cfg.optim), "regression", [], stats["inputs"],

@@ -12,9 +12,9 @@ from tests.project import ROOT
 
 from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
+from reprovision.data.shards import load_split
 from reprovision.data.sources import download
 from reprovision.data.splitting import split
-from reprovision.files import load_arrays
 from reprovision.training import crossval
 from reprovision.training.crossval import fold_indices, train_and_cross_validate
 from reprovision.training.paths import TrainPaths
@@ -99,7 +99,7 @@ def test_refit_publishes_a_model_trained_on_train_and_val_for_the_chosen_epochs(
     summary = train_and_cross_validate(validate(composed), paths)
     epochs = int(summary["cv/best_epoch"])
     assert epochs == 3
-    pooled = sum(len(load_arrays(tmp_path / "split" / f"{s}.npz")["y"]) for s in ("train", "val"))
+    pooled = sum(len(load_split(tmp_path / "split", s)["y"]) for s in ("train", "val"))
     assert summary["refit/epochs"] == epochs and summary["refit/examples"] == pooled
 
     client = MlflowClient(uri)

@@ -16,10 +16,10 @@ from tests.project import run
 
 from reprovision.config import compose
 from reprovision.data.normalise import normalise
+from reprovision.data.shards import load_split
 from reprovision.data.sources import download
 from reprovision.data.splitting import split
 from reprovision.evaluation import evaluate
-from reprovision.files import load_arrays
 from reprovision.models.predictor import load_predictor
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def test_two_processes_log_one_run_count_each_image_once_and_match_one_process(d
     # best epoch equals that checkpoint's accuracy on the whole val split, in one process.
     logged = json.loads((two / "train.json").read_text())["val/acc"]
     module = load_predictor(two / "checkpoints" / "best.ckpt")
-    val = load_arrays(work / "split" / "val.npz")
+    val = load_split(work / "split", "val")
     with torch.no_grad():
         right = (module(module.preprocess(torch.from_numpy(val["x"]))).argmax(1).numpy() == val["y"]).sum()
     assert len(val["y"]) == summary["sizes"]["val"]

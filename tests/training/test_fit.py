@@ -17,8 +17,9 @@ from omegaconf import OmegaConf
 
 from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
+from reprovision.data.shards import load_split
 from reprovision.evaluation import evaluate
-from reprovision.files import load_arrays, read_csv, read_json, write_json
+from reprovision.files import read_csv, read_json, write_json
 from reprovision.models.predictor import load_predictor
 from reprovision.tasks import CLASSIFICATION
 from reprovision.training.checkpoints import AtomicCheckpointIO
@@ -94,12 +95,14 @@ def test_train_then_evaluate(tiny_split, tmp_path, root, monkeypatch):
     run = MlflowClient(uri).get_run(run_id)
     assert run.data.params["model.name"] == "mlp"
     assert run.info.run_name == "digits-mlp-adam"  # data-model-optimizer, outside `dvc exp run`
-    # The splits it saw, as run inputs: DVC's hash of each split file is the digest.
+    # The splits it saw, as run inputs: the hash of each split's shards is the digest.
     inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
     assert sorted(inputs) == ["test", "training", "validation"]
     for context, split in (("training", "train"), ("validation", "val"), ("test", "test")):
-        data = (tiny_split / f"{split}.npz").read_bytes()
-        assert inputs[context].digest == hashlib.md5(data).hexdigest() and inputs[context].name == f"tiny-{split}"
+        files = sorted((tiny_split / split).iterdir())
+        listing = "\n".join(f"{f.name} {hashlib.md5(f.read_bytes()).hexdigest()}" for f in files)
+        assert inputs[context].digest == hashlib.md5(listing.encode()).hexdigest()
+        assert inputs[context].name == f"tiny-{split}"
     assert run.data.params["dataset.classes"] == "a,b,c"
     assert run.data.params["dataset.size.train"] == "60"
     assert int(run.data.params["model.parameter_count"]) == sum(p.numel() for p in module.net.parameters())
@@ -132,7 +135,7 @@ def test_the_model_is_the_epoch_with_the_best_val_acc_and_evaluate_scores_its_pr
     assert torch.load(model, weights_only=True)["epoch"] + 1 == int(best["epoch"]), val_acc
     assert read_json(tmp_path / "train.json")["best_epoch"] == int(best["epoch"])
     # The weights themselves score that epoch's val/acc.
-    val, net = load_arrays(tiny_split / "val.npz"), load_predictor(model)
+    val, net = load_split(tiny_split, "val"), load_predictor(model)
     with torch.no_grad():
         predicted = net(net.preprocess(torch.from_numpy(val["x"]))).argmax(1).numpy()
     assert (predicted == val["y"]).mean() == pytest.approx(float(best["val/acc"]))

@@ -16,7 +16,8 @@ from tests.training.test_resume import ROOT, digits, in_process, train_cmd  # no
 from reprovision.cli import main
 from reprovision.config import compose, validate
 from reprovision.data.normalise import normalise
-from reprovision.files import load_arrays, read_csv, read_json
+from reprovision.data.shards import load_split
+from reprovision.files import read_csv, read_json
 from reprovision.models.module import Model
 from reprovision.tasks import CLASSIFICATION
 
@@ -37,8 +38,8 @@ def test_evaluate_scores_every_test_example_in_order_and_nothing_else(digits, tm
                  str(tmp_path / "no-run.json"), "--split", str(digits / "split"), "--data", str(digits / "normalised"),
                  "--out", str(tmp_path / "m")])  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    test = load_arrays(digits / "split" / "test.npz")["y"]
-    assert len(test) != len(load_arrays(digits / "split" / "val.npz")["y"])
+    test = load_split(digits / "split", "test")["y"]
+    assert len(test) != len(load_split(digits / "split", "val")["y"])
     rows = read_csv(tmp_path / "m" / "evaluation" / "predictions.csv")
     assert [r["actual"] for r in rows] == [stats["classes"][i] for i in test]
     accuracy = np.mean([r["actual"] == r["predicted"] for r in rows])

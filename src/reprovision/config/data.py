@@ -97,7 +97,7 @@ class DataConfig:
     test_fraction: float = MISSING  # used only by datasets without a test split of their own
     batch_size: int = MISSING
     eval_batch_size: int = MISSING  # validation and test batches (per process): larger is faster
-    loader: str = MISSING  # device (splits on the training device) | dataloader (host memory, copied per batch)
+    loader: str = MISSING  # device (splits on the training device) | dataloader (read from the shards per batch)
     num_workers: int = MISSING  # loader=dataloader only
     crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
     flip: bool = MISSING  # training augmentation: random horizontal flip

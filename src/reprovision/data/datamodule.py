@@ -5,8 +5,9 @@ Two ways to batch them (`data.loader`):
 - `device` (default): each split is moved to the training device once; a batch is one index
   into it, so a step costs no per-image work, no host-to-device copy and no host sync. The
   shuffle order comes from the same samplers as a DataLoader's, computed once per epoch.
-- `dataloader`: a torch DataLoader over the tensors in host memory, `num_workers` worker
-  processes, each batch copied to the device per step: for data too large for the device.
+- `dataloader`: a torch DataLoader reading each batch's rows from the split's shards on disk
+  (`num_workers` worker processes), copied to the device per step: no split is held in memory,
+  for data too large for the device or the host.
 
 `batch_size` is the global batch: under data-parallel training each of N processes takes
 batch_size / N images per step from its own shard, so the optimiser sees the same batch size
@@ -28,10 +29,19 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, SequentialSampler, TensorDataset
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from reprovision.data.augment import flip_crop
-from reprovision.data.normalise import net_inputs
+from reprovision.data.normalise import net_inputs, net_shards
+from reprovision.data.shards import Shards
 from reprovision.errors import ConfigError
 from reprovision.files import read_json
 
@@ -59,6 +69,29 @@ class DeviceBatches:
             yield self.x[idx], self.y[idx]
 
 
+class ShardRows(Dataset):
+    """A split's rows on disk: a batch of rows is read in one call (`__getitems__`, which a
+    DataLoader prefers), as (inputs, targets) tensors."""
+
+    def __init__(self, shards: Shards) -> None:
+        self.shards = shards
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __getitem__(self, row: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.__getitems__([row])
+        return x[0], y[0]
+
+    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(self.shards.read(rows)), torch.from_numpy(self.shards.y[rows])
+
+
+def as_read(batch):
+    """The DataLoader's collate function for `ShardRows`: its batches come whole."""
+    return batch
+
+
 class SplitDataModule(pl.LightningDataModule):
     """The splits in `split_dir`, with the normalise stage's fit (stats.json) in `data_dir`."""
 
@@ -82,13 +115,18 @@ class SplitDataModule(pl.LightningDataModule):
         self.loader = loader
         self.crop_padding, self.flip = crop_padding, flip
         self.stats = read_json(self.data_dir / "stats.json")
-        self.datasets: dict[str, TensorDataset] = {}
+        self.datasets: dict[str, TensorDataset | ShardRows] = {}
 
     def setup(self, stage: str | None = None) -> None:
         device = self.trainer.strategy.root_device if self.trainer and self.loader == "device" else None
         for split in SPLITS_FOR.get(stage or "", ("train", "val", "test")):
-            if split not in self.datasets:
-                arrays = net_inputs(self.split_dir, self.data_dir, split, self.stats["inputs"]["kind"])
+            if split in self.datasets:
+                continue
+            kind = self.stats["inputs"]["kind"]
+            if self.loader == "dataloader":
+                self.datasets[split] = ShardRows(net_shards(self.split_dir, self.data_dir, split, kind))
+            else:
+                arrays = net_inputs(self.split_dir, self.data_dir, split, kind)
                 x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
                 self.datasets[split] = TensorDataset(x.to(device), y.to(device)) if device else TensorDataset(x, y)
 
@@ -120,6 +158,7 @@ class SplitDataModule(pl.LightningDataModule):
             dataset,
             batch_size=batch_size,
             sampler=sampler,
+            collate_fn=as_read,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from reprovision.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 MAX_IMAGE_PIXELS = 50_000_000  # one image: a 50-megapixel photo (data.archive.max_image_mpixels; predict)
+DECODE_BATCH = (256, 2**25)  # image files the split stage decodes at a time: at most this many and bytes
+DECODE_WORKERS = 8  # processes decoding them, at most (one per core up to this)
 
 
 def fetch_imagefolder(path: str, dest: Path, cfg: Any) -> str:
@@ -116,3 +119,88 @@ def _stack(found: Found[np.ndarray], split: str, classes: list[str]) -> tuple[np
         )
     labels = [i for i, cls in enumerate(classes) for _ in found[split][cls]]
     return np.stack(imgs), np.asarray(labels, dtype=np.int64)
+
+
+def scan_imagefolder(raw_dir: Path, cfg: Any) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The classes, and per split (train, and test if there is one) each image's number in the
+    archive (images counted in stored order) and its label, class by class: the order
+    `read_imagefolder` stacks them in. Nothing is decoded."""
+    numbers = iter(range(2**62))
+    found = collect(archive_in(raw_dir), Limits.of(cfg.archive), IMAGE_SUFFIXES, lambda *_: next(numbers), "listing")
+    classes, has_test = check_classes(found, "imagefolder", "images")
+    listed = {}
+    for split in ("train", "test") if has_test else ("train",):
+        images = [n for cls in classes for n in found[split][cls]]
+        labels = [i for i, cls in enumerate(classes) for _ in found[split][cls]]
+        listed[split] = (np.asarray(images, dtype=np.int64), np.asarray(labels, dtype=np.int64))
+    return classes, listed
+
+
+def check_imagefolder(raw_dir: Path, cfg: Any, files: tuple[RawFile, ...] = ()) -> None:
+    """Every image decoded once, a batch at a time, and dropped: the layout, each file, the pixel
+    limits and one image size are checked at download without holding the images."""
+    _, listed = scan_imagefolder(raw_dir, cfg)
+    count = 1 + max(int(numbers.max(initial=-1)) for numbers, _ in listed.values())
+    decode_streamed(raw_dir, cfg, np.ones(count, dtype=bool), lambda number, image: None)
+
+
+def decode_streamed(raw_dir: Path, cfg: Any, wanted: np.ndarray, sink: Callable[[int, np.ndarray], None]) -> tuple:
+    """Decode the images whose archive numbers `wanted` marks, a `DECODE_BATCH` of files at a time
+    on every core, and hand each to `sink(number, image)`; the image shape (C, H, W). Memory
+    holds one batch of files and images, never the dataset."""
+    import multiprocessing
+
+    budget = [0, cfg.archive.max_total_mpixels * 1e6]  # pixels so far, the limit
+    shape: list[tuple] = []
+    batch: list[tuple] = []
+    workers = min(len(os.sched_getaffinity(0)), DECODE_WORKERS)
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
+
+    def flush() -> None:
+        jobs = [(data, f"imagefolder: {where}", cfg.channels, cfg.image_size, cfg.archive.max_image_mpixels * 1e6)
+                for _, data, where in batch]  # fmt: skip
+        for (number, _, where), (image, pixels) in zip(batch, (pool.map if pool else map)(_decode, jobs), strict=True):
+            budget[0] += pixels
+            if budget[0] > budget[1]:
+                raise DataError(
+                    f"imagefolder: {where}: the images so far hold {budget[0] / 1e6:,.0f} megapixels, over the "
+                    f"{budget[1] / 1e6:,.0f} the dataset may (data.archive.max_total_mpixels); "
+                    "raise it or use fewer images"
+                )
+            shape.append(image.shape) if not shape else None
+            if image.shape != shape[0]:
+                raise DataError(
+                    f"imagefolder: images of mixed sizes {shape[0][1:]} and {image.shape[1:]} ({where}); "
+                    "set data.image_size to resize them all"
+                )
+            sink(number, image)
+        batch.clear()
+
+    def take(data: bytes, where: str) -> None:
+        number = take.count
+        take.count += 1
+        if wanted[number]:
+            batch.append((number, data, where))
+            if len(batch) >= DECODE_BATCH[0] or sum(len(d) for _, d, _ in batch) >= DECODE_BATCH[1]:
+                flush()
+
+    take.count = 0
+    try:
+        collect(archive_in(raw_dir), Limits.of(cfg.archive), IMAGE_SUFFIXES, take, "decoding images")
+        flush()
+    finally:
+        if pool:
+            pool.terminate()
+    return shape[0]
+
+
+def _decode(job: tuple) -> tuple[np.ndarray, int]:
+    """One image in a worker process: the image and its pixels as its header declares them."""
+    data, where, channels, size, max_pixels = job
+    pixels = []
+
+    def check(width: int, height: int) -> None:
+        _check_pixels(width, height, where, max_pixels)
+        pixels.append(width * height)
+
+    return decode_checked(data, where, channels, size, check), pixels[0]

@@ -18,7 +18,8 @@ import numpy as np
 
 from reprovision.data import SPLITS
 from reprovision.data.raw import FIRST_WORD, PAD, RESERVED_WORDS, UNKNOWN
-from reprovision.files import atomic_dir, load_arrays, read_json, save_arrays, write_json
+from reprovision.data.shards import Shards, load_split, save_split
+from reprovision.files import atomic_dir, read_json, write_json
 
 CHUNK_BYTES = 2**24  # pixels counted at a time: 16 MB, and 8 times that while numpy's bincount counts them
 
@@ -86,12 +87,15 @@ def encode_tokens(tokens: np.ndarray, vocabulary_ids: np.ndarray, max_length: in
 Encoder = Callable[[np.ndarray], np.ndarray]
 
 
-def fit(kind: str, train_x: np.ndarray, split_dir: Path, num_words: int, max_length: int | None):
-    """The inputs' fit on the training split, and for text the encoder that applies it to any
-    split (images and table rows are normalised per batch: None)."""
+def fit(kind: str, train: Shards, split_dir: Path, num_words: int, max_length: int | None):
+    """The inputs' fit on the `train` shards (the dataset's summary.json and words.json in
+    `split_dir`), and for text the encoder that applies it to any split (images and table rows
+    are normalised per batch: None). Images are counted a block at a time: the split is never
+    in memory."""
     if kind == "image":
-        mean, std = channel_stats(train_x)
-        return {"kind": kind, "shape": list(train_x.shape[1:]), "mean": mean, "std": std}, None
+        mean, std = channel_stats(x for x, _ in train.blocks(CHUNK_BYTES))
+        return {"kind": kind, "shape": list(train.x_shape), "mean": mean, "std": std}, None
+    train_x = train.inputs()
     if kind == "table":
         mean, std = column_stats(train_x)
         features = read_json(split_dir / "summary.json")["features"]
@@ -108,7 +112,7 @@ def write_encoded(out_dir: Path, xs: dict[str, np.ndarray], ys: dict[str, np.nda
     length = max(x.shape[1] for x in xs.values())
     inputs["longest"] = length - 1  # words: predict and serve cut any document there
     for s, x in xs.items():
-        save_arrays(out_dir / f"{s}.npz", x=np.pad(x, ((0, 0), (0, length - x.shape[1]))), y=ys[s])
+        save_split(out_dir, s, np.pad(x, ((0, 0), (0, length - x.shape[1]))), ys[s])
 
 
 def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length: int | None = None) -> dict:
@@ -116,15 +120,15 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
     text each split's encoding is written beside it."""
     summary = read_json(split_dir / "summary.json")
     kind = summary.get("kind", "image")
-    train = load_arrays(split_dir / "train.npz")
-    inputs, encode = fit(kind, train["x"], split_dir, num_words, max_length)
+    train = Shards(split_dir / "train")
+    inputs, encode = fit(kind, train, split_dir, num_words, max_length)
     stats = {"task": summary.get("task", "classification"), "classes": summary["classes"],
              "target": summary.get("target", ""), "inputs": inputs}  # fmt: skip
     if stats["task"] == "regression":  # where the net's output starts: the training mean (the mean baseline)
-        stats["target_mean"] = float(np.mean(train["y"], dtype=np.float64))
+        stats["target_mean"] = float(np.mean(train.y, dtype=np.float64))
     with atomic_dir(out_dir) as tmp:
         if encode is not None:
-            data = {"train": train} | {s: load_arrays(split_dir / f"{s}.npz") for s in SPLITS if s != "train"}
+            data = {s: load_split(split_dir, s) for s in SPLITS}
             xs, ys = {s: encode(d["x"]) for s, d in data.items()}, {s: d["y"] for s, d in data.items()}
             write_encoded(tmp, xs, ys, inputs)
         write_json(tmp / "stats.json", stats)
@@ -134,4 +138,9 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
 def net_inputs(split_dir: Path, data_dir: Path, split: str, kind: str) -> dict[str, np.ndarray]:
     """A split's `x` and `y` as the net's preprocessing takes them, for inputs of `kind`: the split
     stage's uint8 images or table rows, or (text) the normalise stage's vocabulary ids."""
-    return load_arrays((data_dir if kind == "text" else split_dir) / f"{split}.npz")
+    return load_split(data_dir if kind == "text" else split_dir, split)
+
+
+def net_shards(split_dir: Path, data_dir: Path, split: str, kind: str) -> Shards:
+    """`net_inputs`' split as shards, read a batch at a time."""
+    return Shards((data_dir if kind == "text" else split_dir) / split)

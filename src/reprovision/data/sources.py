@@ -14,7 +14,7 @@ from reprovision.data.diabetes import DIABETES_FILES, read_diabetes
 from reprovision.data.digits import DIGITS_FILES, read_digits, sklearn_data_dir
 from reprovision.data.fetch import fetch_first
 from reprovision.data.idx import FASHION_FILES, FASHION_URLS, MNIST_FILES, MNIST_URLS, read_fashion_mnist, read_mnist
-from reprovision.data.imagefolder import decode_image, fetch_imagefolder, read_imagefolder
+from reprovision.data.imagefolder import check_imagefolder, decode_image, fetch_imagefolder, read_imagefolder
 from reprovision.data.keras import (
     BOSTON_FILES,
     IMDB_FILES,
@@ -72,10 +72,13 @@ class Source:
     # The user's own data: from_path(data.path, raw_dir, cfg) copies it in and says where it came
     # from; `files` and `urls` are then empty.
     from_path: Callable[[str, Path, Any], str] | None = None
+    # check(raw_dir, cfg, files): how from_path's data is verified at download (default: read it all).
+    check: Callable[[Path, Any, tuple[RawFile, ...]], None] | None = None
 
 
-def _user(description: str, from_path: Callable, read: Callable, task: str | None = "classification") -> Source:
-    return Source(description, (), _nowhere, read, task, from_path)
+def _user(description: str, from_path: Callable, read: Callable, task: str | None = "classification",
+          check: Callable | None = None) -> Source:  # fmt: skip
+    return Source(description, (), _nowhere, read, task, from_path, check)
 
 
 def _keras(description: str, files: tuple[RawFile, ...], read: Callable, task: str = "classification") -> Source:
@@ -104,7 +107,7 @@ SOURCES: dict[str, Source] = {
         lambda: CIFAR10_URLS,
         read_cifar10,
     ),
-    IMAGEFOLDER: _user("image folder", fetch_imagefolder, read_imagefolder),
+    IMAGEFOLDER: _user("image folder", fetch_imagefolder, read_imagefolder, check=check_imagefolder),
     "imdb": _keras(
         "IMDB: 25,000 + 25,000 movie reviews, negative or positive (Keras's imdb.npz)", IMDB_FILES, read_imdb
     ),
@@ -151,7 +154,7 @@ def fetch(name: str, cfg: Any, dest: Path) -> dict[str, Any]:
         if not cfg.path:
             raise DataError(f"data={name} needs data.path: the {source.description} to read (-S data.path=...)")
         origin = source.from_path(cfg.path, dest, cfg)
-        source.read(dest, cfg, source.files)  # read everything now: bad data never reaches data/raw
+        (source.check or source.read)(dest, cfg, source.files)  # read everything now: bad data never reaches data/raw
         files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in dest.iterdir()}
         return {"dataset": name, "description": f"{source.description} {origin}", "files": files}
     sources = ((cfg.mirror,) if cfg.mirror else ()) + source.urls()

@@ -11,9 +11,11 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from reprovision.data import SPLITS
+from reprovision.data.imagefolder import decode_streamed, scan_imagefolder
+from reprovision.data.shards import ShardWriter, save_split
 from reprovision.data.sources import RawData, check_manifest, read
 from reprovision.errors import DataError
-from reprovision.files import atomic_dir, read_json, save_arrays, write_json
+from reprovision.files import atomic_dir, read_json, write_json
 
 if TYPE_CHECKING:
     from reprovision.config import DataConfig
@@ -113,12 +115,14 @@ def check_every_class_in_every_split(arrays: dict, classes: list[str], dataset: 
 
 
 def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
-    """Read verified raw files, split them, write {train,val,test}.npz and summary.json (and, for
+    """Read verified raw files, split them, write {train,val,test}/ shards and summary.json (and, for
     text, words.json: the dataset's id -> word table)."""
     manifest = read_json(raw_dir / "manifest.json")
     if manifest.get("dataset") != data.name:
         raise DataError(f"{raw_dir} holds {manifest.get('dataset')!r}, not {data.name!r}; rerun the download stage")
     check_manifest(raw_dir, manifest)
+    if data.name == "imagefolder":  # decoded a batch at a time into the shards: any size fits
+        return split_streamed(data, raw_dir, out_dir, seed, manifest)
     raw = select_classes(read(data.name, raw_dir, data), data.classes, data.name)
     if (raw.kind, raw.task) != (data.kind, data.task):  # the config's promise, which every later stage reads
         raise DataError(f"{data.name}: read as {raw.task} of {raw.kind} data, configured as {data.task} of {data.kind}")
@@ -139,11 +143,56 @@ def split(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int) -> dict:
     with atomic_dir(out_dir) as tmp:
         for s in SPLITS:
             x, y = arrays[s]
-            save_arrays(tmp / f"{s}.npz", x=x, y=y.astype(np.int64 if raw.task == "classification" else np.float32))
+            save_split(tmp, s, x, y.astype(np.int64 if raw.task == "classification" else np.float32))
         if raw.kind == "text":
             write_json(tmp / "words.json", list(raw.words))
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def split_streamed(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int, manifest: dict) -> dict:
+    """`split` for an image folder, whose images are listed first, split by their labels, then
+    decoded a batch at a time straight to their place in the shards: the same splits, in the same
+    order and bytes, as splitting the stacked images, with no more than a batch in memory."""
+    if data.task != "classification":
+        raise DataError(f"{data.name}: read as classification of image data, configured as {data.task}")
+    classes, listed = scan_imagefolder(raw_dir, data)
+    if data.classes is not None:
+        classes, listed = _subset(classes, listed, data.classes)
+    has_test = "test" in listed
+    numbers, y = listed["train"]
+    parts = split_stratified(y, data.val_fraction, None if has_test else data.test_fraction, seed)
+    placed = {s: (numbers[i], y[i]) for s, i in parts.items()} | ({"test": listed["test"]} if has_test else {})
+    labels = {s: (None, y) for s, (_, y) in placed.items()}
+    check_every_class_in_every_split(labels, classes, data.name)
+    count = 1 + max(int(n.max(initial=-1)) for n, _ in listed.values())
+    where = np.full((count, 2), -1, dtype=np.int64)  # archive number -> (split, row)
+    for code, (n, _) in enumerate(placed.values()):
+        where[n] = np.stack([np.full(len(n), code), np.arange(len(n))], axis=1)
+    with atomic_dir(out_dir) as tmp:
+        writers = [ShardWriter(tmp / s, y) for s, (_, y) in placed.items()]
+        shape = decode_streamed(
+            raw_dir, data, where[:, 0] >= 0, lambda n, image: writers[where[n, 0]].put(int(where[n, 1]), image[None])
+        )
+        for writer in writers:
+            writer.close()
+        none = np.empty((0, *shape), np.uint8)  # the summary reads the image shape off the raw data
+        raw = RawData(none, y, none if has_test else None, None, classes)
+        summary = split_summary(raw, data, manifest, labels, seed)
+        write_json(tmp / "summary.json", summary)
+    return summary
+
+
+def _subset(classes: list[str], listed: dict, names: list[str]) -> tuple[list[str], dict]:
+    """`select_classes` on listed (numbers, labels)."""
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise DataError(f"data.classes: {unknown[0]!r} is not a class of imagefolder; choose from {', '.join(classes)}")
+    keep = [i for i, c in enumerate(classes) if c in names]
+    relabel = np.full(len(classes), -1, dtype=np.int64)
+    relabel[keep] = np.arange(len(keep))
+    subset = {s: (n[relabel[y] >= 0], relabel[y[relabel[y] >= 0]]) for s, (n, y) in listed.items()}
+    return [classes[i] for i in keep], subset
 
 
 def same_length(arrays: dict) -> dict:

@@ -12,7 +12,8 @@ import numpy as np
 
 from reprovision import plots
 from reprovision.config import Config
-from reprovision.files import load_arrays, read_json
+from reprovision.data.shards import Shards
+from reprovision.files import read_json
 from reprovision.models.predictor import Predictor
 
 
@@ -30,9 +31,10 @@ class RunFiles:
     data_dir: Path | None = None
 
     @cached_property
-    def test_x(self) -> np.ndarray:
-        """The test split as the dataset has it: uint8 images, raw table rows, dataset token ids."""
-        return load_arrays(self.split_dir / "test.npz")["x"]
+    def test_x(self) -> Shards:
+        """The test split's inputs as the dataset has them (uint8 images, raw table rows, dataset
+        token ids), indexed like an array and read a row at a time: the report shows a few."""
+        return Shards(self.split_dir / "test")
 
     @cached_property
     def classes(self) -> list[str]:

@@ -9,7 +9,8 @@ import torch
 
 from reprovision import inspection
 from reprovision.data.raw import START
-from reprovision.files import load_arrays, read_json
+from reprovision.data.shards import Shards
+from reprovision.files import read_json
 from reprovision.reporting.confusion import confusion_sections, misclassified, top_probabilities
 from reprovision.reporting.page import RunFiles, escape, section, shade
 
@@ -73,7 +74,7 @@ def attributions_html(run: RunFiles) -> str:
         return "<p>No documents explained: report.examples is 0.</p>"
     if run.data_dir is None:
         return "<p>No words explained: the report needs the normalise stage's output (--data), the ids read.</p>"
-    ids = load_arrays(run.data_dir / "test.npz")["x"]
+    ids = Shards(run.data_dir / "test")
     vocabulary = run.model.hparams.inputs["vocabulary"]
     actual, predicted = run.class_indices("actual"), run.class_indices("predicted")
     parts = [EXPLAINED]

@@ -22,7 +22,8 @@ import numpy as np
 
 from reprovision.config import Config
 from reprovision.data import normalise
-from reprovision.files import load_arrays, read_csv, read_json, save_arrays, write_json
+from reprovision.data.shards import Shards, load_split, save_split
+from reprovision.files import read_csv, read_json, write_json
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
 
@@ -45,13 +46,11 @@ def write_fold(where: Path, x: np.ndarray, y: np.ndarray, fold: tuple, summary: 
     data, split = where / "normalised", where / "split"
     data.mkdir(parents=True)
     split.mkdir()
-    inputs, encode = normalise.fit(
-        summary.get("kind", "image"), x[tr], split_dir, cfg.data.num_words, cfg.data.max_length
-    )
-    if encode is None:
-        for name, rows in (("train", tr), ("val", va)):
-            save_arrays(split / f"{name}.npz", x=x[rows], y=y[rows])
-    else:
+    for name, rows in (("train", tr), ("val", va)):
+        save_split(split, name, x[rows], y[rows])
+    kind = summary.get("kind", "image")
+    inputs, encode = normalise.fit(kind, Shards(split / "train"), split_dir, cfg.data.num_words, cfg.data.max_length)
+    if encode is not None:
         xs, ys = {"train": encode(x[tr]), "val": encode(x[va])}, {"train": y[tr], "val": y[va]}
         normalise.write_encoded(data, xs, ys, inputs)
     stats = {"task": summary["task"], "classes": summary["classes"], "target": summary["target"], "inputs": inputs}
@@ -63,7 +62,7 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
     """Train one model per fold of the pooled train+val splits; their monitored metric's mean and spread."""
     k, task = cfg.split.folds, cfg.data.task_spec
     split_dir = paths.summary.parent
-    parts = [load_arrays(split_dir / f"{s}.npz") for s in ("train", "val")]
+    parts = [load_split(split_dir, s) for s in ("train", "val")]
     x = np.concatenate([p["x"] for p in parts])
     y = np.concatenate([p["y"] for p in parts])
     summary = read_json(paths.summary)
@@ -113,8 +112,8 @@ def refit(cfg: Config, paths: TrainPaths, epochs: int, parent_run_id: str) -> di
     pooled = {"x": np.concatenate([p["x"] for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
     shutil.copyfile(paths.data / "stats.json", data / "stats.json")
     pooled_dir = data if kind == "text" else split  # where net_inputs looks for them
-    save_arrays(pooled_dir / "train.npz", **pooled)
-    save_arrays(pooled_dir / "val.npz", **parts[1])  # read by the data module, never run: no validation loop
+    save_split(pooled_dir, "train", pooled["x"], pooled["y"])
+    save_split(pooled_dir, "val", parts[1]["x"], parts[1]["y"])  # the data module reads it; no validation runs
     summary = read_json(paths.summary)
     examples = len(parts[0]["y"]) + len(parts[1]["y"])
     write_json(split / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})

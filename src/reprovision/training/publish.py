@@ -13,7 +13,8 @@ import torch
 from reprovision import tracking
 from reprovision.config import Config
 from reprovision.data.raw import START
-from reprovision.files import atomic_dir, load_arrays, read_json, write_csv, write_json
+from reprovision.data.shards import Shards
+from reprovision.files import atomic_dir, read_json, write_csv, write_json
 from reprovision.tasks import Task, validation_note
 from reprovision.training.checkpoints import CHECKPOINTS
 from reprovision.training.paths import TrainPaths
@@ -94,7 +95,7 @@ def example_input(split_dir: Path, stats: dict) -> pd.DataFrame:
     table row's raw feature values, or a document's text."""
     import pandas as pd
 
-    first = load_arrays(split_dir / "val.npz")["x"][0]
+    first = Shards(split_dir / "val")[0]
     kind = stats["inputs"]["kind"]
     if kind == "table":
         return pd.DataFrame([dict(zip(stats["inputs"]["features"], map(float, first), strict=True))])

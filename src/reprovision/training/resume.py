@@ -42,9 +42,10 @@ def fingerprint(cfg: Config, split_dir: Path, data_dir: Path) -> str:
         "trainer": trainer,
     }
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for path in [*sorted(split_dir.iterdir()), *sorted(data_dir.iterdir())]:
-        if path.is_file():
-            h.update(path.name.encode() + sha256_file(path).encode())
+    for top in (split_dir, data_dir):  # every file, the shards in each split's directory among them
+        for path in sorted(top.rglob("*")):
+            if path.is_file():
+                h.update(path.relative_to(top).as_posix().encode() + sha256_file(path).encode())
     return h.hexdigest()
 
 

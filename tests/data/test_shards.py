@@ -1,0 +1,238 @@
+"""Splits as shards: what the split stage writes, what every stage reads back, and what a shard
+directory that says anything unexpected gets."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import random
+import subprocess
+import sys
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.data.formats import data_config
+
+from reprovision.data import imagefolder, shards
+from reprovision.data.shards import Shards, ShardWriter, load_split, save_split
+from reprovision.data.sources import download, read
+from reprovision.data.splitting import split, split_stratified
+from reprovision.errors import DataError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_rows_come_back_from_any_shard_in_any_order(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (500, 3, 4, 4), dtype=np.uint8), np.arange(500)
+    save_split(tmp_path, "train", x, y, shard_bytes=48 * 30 + 7)  # 30 rows a shard, the last one short
+    files = sorted((tmp_path / "train").glob("x-*.npy"))
+    assert len(files) == 17 and all(np.load(f).nbytes <= 48 * 30 for f in files)
+    back = load_split(tmp_path, "train")
+    assert np.array_equal(back["x"], x) and np.array_equal(back["y"], y)
+    split_ = Shards(tmp_path / "train")
+    rows = [*rng.permutation(500)[:123].tolist(), 29, 30, 29]  # across boundaries, repeated
+    assert np.array_equal(split_.read(rows), x[rows])
+    assert np.array_equal(split_[7], x[7]) and np.array_equal(split_[10:50:3], x[10:50:3])
+    assert np.array_equal(np.concatenate([b for b, _ in split_.blocks(1000)]), x)
+    assert np.array_equal(pickle.loads(pickle.dumps(split_)).read(rows), x[rows])  # as DataLoader workers get it
+
+
+def test_rows_written_in_any_order_land_in_their_place_and_a_missing_row_is_refused(tmp_path):
+    x = np.arange(40 * 6, dtype=np.float32).reshape(40, 6)
+    writer = ShardWriter(tmp_path / "val", np.arange(40) % 3, shard_bytes=24 * 7)
+    for i in random.Random(0).sample(range(40), 40):
+        writer.put(i, x[i : i + 1])
+    writer.close()
+    assert np.array_equal(load_split(tmp_path, "val")["x"], x)
+    writer = ShardWriter(tmp_path / "test", np.arange(40) % 3)
+    writer.put(0, x[:39])
+    with pytest.raises(DataError, match="row 39 of 40 was never written"):
+        writer.close()
+    assert not (tmp_path / "test" / "index.json").exists()
+
+
+def _tamper(directory: Path, edit) -> None:
+    index = json.loads((directory / "index.json").read_text())
+    edit(index)
+    (directory / "index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize(
+    ("attack", "message"),
+    [
+        (lambda d: _tamper(d, lambda i: i["x"].update(dtype="object")), "x must be one of uint8"),
+        (lambda d: _tamper(d, lambda i: i["shards"][0].update(x="../../secret.npy")), "is not named x-00000.npy"),
+        (lambda d: _tamper(d, lambda i: i.update(rows=11)), "says 11 rows, its shards 10"),
+        (lambda d: _tamper(d, lambda i: i["x"].update(shape=[3, 2, 2])), "not the uint8 (10, 3, 2, 2)"),
+        (lambda d: (d / "x-00000.npy").write_bytes((d / "x-00000.npy").read_bytes()[:-5]), "not the uint8"),
+        (lambda d: (d / "index.json").write_text("{"), "cannot be read"),
+    ],
+)
+def test_a_shard_directory_that_says_anything_unexpected_is_refused_in_one_line(tmp_path, attack, message):
+    save_split(tmp_path, "train", np.zeros((10, 3, 4, 4), np.uint8), np.zeros(10, np.int64))
+    attack(tmp_path / "train")
+    with pytest.raises(DataError) as err:
+        Shards(tmp_path / "train")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_pickled_shard_is_refused_from_its_header_and_never_unpickled(tmp_path):
+    save_split(tmp_path, "train", np.zeros((2, 3), np.float32), np.zeros(2, np.int64))
+    marker = tmp_path / "unpickled"
+    payload = np.empty(2, dtype=object)
+    payload[:] = [_Marker(marker), _Marker(marker)]
+    np.save(tmp_path / "train" / "x-00000.npy", payload, allow_pickle=True)
+    with pytest.raises(DataError, match="holds object"):
+        Shards(tmp_path / "train")
+    assert not marker.exists()
+
+
+class _Marker:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+# --- the split stage on an image folder ----------------------------------------------------------
+
+
+def _photo(seed: int, size: int) -> bytes:
+    """A smooth picture (small as a PNG, `size` x `size` pixels decoded)."""
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    rgb = np.stack([np.add.outer(ramp, ramp * (seed % 7) / 7) % 256 for _ in range(3)], axis=-1)
+    rgb[..., seed % 3] = seed % 256
+    buf = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _archive(path: Path, layout: dict[str, dict[str, int]], size: int = 12, seed: int = 0) -> Path:
+    """A tar of train/<class>/ (and test/<class>/) PNGs, members in a shuffled order: classes
+    interleaved, as any archiver may store them."""
+    members = [(f"{s}/{c}/{i}.png", _photo(zlib.crc32(f"{s}{c}{i}".encode()) % 1000, size)) for s, cs in layout.items()
+               for c, n in cs.items() for i in range(n)]  # fmt: skip
+    random.Random(seed).shuffle(members)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("layout", "extra"),
+    [
+        ({"train": {"cat": 17, "dog": 23, "owl": 15}}, []),
+        (
+            {"train": {"cat": 12, "dog": 9, "owl": 10}, "test": {"cat": 4, "dog": 5, "owl": 3}},
+            ["data.classes=[owl,cat]"],
+        ),
+    ],
+)
+def test_an_image_folder_is_split_a_batch_at_a_time_into_the_rows_of_the_stacked_split(
+    tmp_path, monkeypatch, layout, extra
+):
+    """The streamed split (images listed, split by label, then decoded a few at a time on two
+    processes straight into their shard rows) holds the rows splitting the stacked images gives,
+    in the same order: the same bytes whatever order the archive stores them in."""
+    monkeypatch.setattr(imagefolder, "DECODE_BATCH", (4, 2**25))
+    monkeypatch.setattr(shards, "SHARD_BYTES", 3 * 12 * 12 * 5)  # five images a shard
+    archive = _archive(tmp_path / "photos.tar", layout)
+    cfg = data_config("data=imagefolder", f"data.path={archive}", "data.image_size=12", *extra)
+    download(cfg, tmp_path / "raw")
+    summary = split(cfg, tmp_path / "raw", tmp_path / "split", seed=3)
+
+    raw = read("imagefolder", tmp_path / "raw", cfg)  # every image decoded and stacked
+    keep = [raw.classes.index(c) for c in cfg.classes] if cfg.classes else range(len(raw.classes))
+    keep = sorted(keep)
+    relabel = {old: new for new, old in enumerate(keep)}
+    expected = {}
+    mask = np.isin(raw.y_train, keep)
+    x, y = raw.x_train[mask], np.array([relabel[v] for v in raw.y_train[mask]])
+    parts = split_stratified(y, cfg.val_fraction, None if raw.x_test is not None else cfg.test_fraction, 3)
+    expected = {s: (x[i], y[i]) for s, i in parts.items()}
+    if raw.x_test is not None:
+        mask = np.isin(raw.y_test, keep)
+        expected["test"] = raw.x_test[mask], np.array([relabel[v] for v in raw.y_test[mask]])
+    for s, (ex, ey) in expected.items():
+        got = load_split(tmp_path / "split", s)
+        assert np.array_equal(got["x"], ex) and np.array_equal(got["y"], ey), s
+    assert len(list((tmp_path / "split" / "train").glob("x-*.npy"))) == -(-len(expected["train"][1]) // 5)
+    assert summary["image_shape"] == [3, 12, 12] and summary["sizes"]["train"] == len(expected["train"][1])
+
+
+def test_images_of_mixed_sizes_are_refused_at_download_in_one_line_and_the_old_data_kept(tmp_path):
+    archive = tmp_path / "photos.tar"
+    with tarfile.open(archive, "w") as tar:
+        for i, size in enumerate([12, 12, 12, 16, 12, 12]):
+            data = _photo(i, size)
+            info = tarfile.TarInfo(f"train/{'ab'[i % 2]}/{i}.png")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "kept").write_text("the data from before")
+    with pytest.raises(DataError) as err:
+        download(data_config("data=imagefolder", f"data.path={archive}", "data.image_size=null"), tmp_path / "raw")
+    assert str(err.value) == (
+        "imagefolder: images of mixed sizes (12, 12) and (16, 16) (train/b/3.png); set data.image_size to resize them all"
+    )
+    assert [p.name for p in (tmp_path / "raw").iterdir()] == ["kept"]
+
+
+def _peak_mib(tmp_path: Path, images: int, name: str) -> dict[str, float]:
+    """Peak RSS of a fresh process downloading, then of one splitting, an image folder of
+    `images` 160x160 photos (their own and their decoding workers')."""
+    archive = _archive(tmp_path / f"{name}.tar", {"train": {"a": images // 2, "b": images - images // 2}}, 160)
+    work = tmp_path / name
+    stages = {
+        "download": f"download(cfg, Path('{work}/raw'))",
+        "split": f"split(cfg, Path('{work}/raw'), Path('{work}/split'), 0)",
+    }
+    peaks = {}
+    for stage, call in stages.items():
+        code = f"""
+import resource
+from pathlib import Path
+from tests.data.formats import data_config
+from reprovision.data.sources import download
+from reprovision.data.splitting import split
+cfg = data_config("data=imagefolder", "data.path={archive}", "data.image_size=160")
+{call}
+print(max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024)
+"""
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+        peaks[stage] = float(out.stdout.split()[-1])
+    return peaks
+
+
+def test_the_peak_memory_of_download_and_split_does_not_grow_with_the_image_folder(tmp_path):
+    """Four times the photos (75 MB against 300 MB decoded): each stage's peak stays where it was.
+    Stacking every image grew both by two to three times the decoded bytes."""
+    small, large = _peak_mib(tmp_path, 1000, "small"), _peak_mib(tmp_path, 4000, "large")
+    for stage in ("download", "split"):
+        assert large[stage] < 1.2 * small[stage], (stage, small, large)
+
+
+def test_a_changed_shard_is_never_resumed_from(tmp_path):
+    """The resume fingerprint reads every shard: one pixel changed in a split is another split."""
+    from reprovision.config import compose, validate
+    from reprovision.training.resume import fingerprint
+
+    cfg = validate(compose(ROOT / "conf", []))
+    x = np.zeros((10, 1, 4, 4), np.uint8)
+    save_split(tmp_path / "split", "train", x, np.zeros(10, np.int64))
+    (tmp_path / "split" / "summary.json").write_text("{}")
+    (tmp_path / "norm").mkdir()
+    before = fingerprint(cfg, tmp_path / "split", tmp_path / "norm")
+    x[9, 0, 3, 3] = 1
+    save_split(tmp_path / "split", "train", x, np.zeros(10, np.int64))
+    assert fingerprint(cfg, tmp_path / "split", tmp_path / "norm") != before
