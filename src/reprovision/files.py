@@ -98,6 +98,16 @@ def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
+def read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from a .npy file's header, `f` left at its data; nothing of
+    the data read. ValueError for a file that is not .npy version 1 or 2."""
+    version = np.lib.format.read_magic(f)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in read_header:
+        raise ValueError(f".npy format version {version}")
+    return read_header[version](f)
+
+
 def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in chunks (datasets can be hundreds of MB)."""
     with open(path, "rb") as f:

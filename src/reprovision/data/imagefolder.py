@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -125,7 +126,7 @@ def scan_imagefolder(raw_dir: Path, cfg: Any) -> tuple[list[str], dict[str, tupl
     """The classes, and per split (train, and test if there is one) each image's number in the
     archive (images counted in stored order) and its label, class by class: the order
     `read_imagefolder` stacks them in. Nothing is decoded."""
-    numbers = iter(range(2**62))
+    numbers = itertools.count()
     found = collect(archive_in(raw_dir), Limits.of(cfg.archive), IMAGE_SUFFIXES, lambda *_: next(numbers), "listing")
     classes, has_test = check_classes(found, "imagefolder", "images")
     listed = {}
@@ -153,6 +154,7 @@ def decode_streamed(raw_dir: Path, cfg: Any, wanted: np.ndarray, sink: Callable[
     budget = [0, cfg.archive.max_total_mpixels * 1e6]  # pixels so far, the limit
     shape: list[tuple] = []
     batch: list[tuple] = []
+    batch_bytes, numbers = [0], itertools.count()
     workers = min(len(os.sched_getaffinity(0)), DECODE_WORKERS)
     pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 else None
 
@@ -167,7 +169,8 @@ def decode_streamed(raw_dir: Path, cfg: Any, wanted: np.ndarray, sink: Callable[
                     f"{budget[1] / 1e6:,.0f} the dataset may (data.archive.max_total_mpixels); "
                     "raise it or use fewer images"
                 )
-            shape.append(image.shape) if not shape else None
+            if not shape:
+                shape.append(image.shape)
             if image.shape != shape[0]:
                 raise DataError(
                     f"imagefolder: images of mixed sizes {shape[0][1:]} and {image.shape[1:]} ({where}); "
@@ -175,16 +178,16 @@ def decode_streamed(raw_dir: Path, cfg: Any, wanted: np.ndarray, sink: Callable[
                 )
             sink(number, image)
         batch.clear()
+        batch_bytes[0] = 0
 
     def take(data: bytes, where: str) -> None:
-        number = take.count
-        take.count += 1
+        number = next(numbers)  # as scan_imagefolder numbers them: every image file, in stored order
         if wanted[number]:
             batch.append((number, data, where))
-            if len(batch) >= DECODE_BATCH[0] or sum(len(d) for _, d, _ in batch) >= DECODE_BATCH[1]:
+            batch_bytes[0] += len(data)
+            if len(batch) >= DECODE_BATCH[0] or batch_bytes[0] >= DECODE_BATCH[1]:
                 flush()
 
-    take.count = 0
     try:
         collect(archive_in(raw_dir), Limits.of(cfg.archive), IMAGE_SUFFIXES, take, "decoding images")
         flush()

@@ -19,6 +19,7 @@ from reprovision.data.pickles import unpickle_arrays
 from reprovision.data.raw import FIRST_WORD, RESERVED_WORDS, RawData, RawFile
 from reprovision.data.verify import verify_file
 from reprovision.errors import DataError
+from reprovision.files import read_npy_header
 
 KERAS_URLS = ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",)
 SEED, TEST_SPLIT = 113, 0.2  # keras.datasets' defaults: the split users compare against
@@ -72,9 +73,7 @@ def _read_npy(data: bytes, where: str) -> np.ndarray:
     array-only unpickler: np.load(allow_pickle=True) would run whatever a pickle names."""
     f = io.BytesIO(data)
     try:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(f)
+        shape, _, dtype = read_npy_header(f)
         if not dtype.hasobject:
             f.seek(0)
             return np.lib.format.read_array(f, allow_pickle=False)

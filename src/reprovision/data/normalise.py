@@ -138,7 +138,8 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
 def net_inputs(split_dir: Path, data_dir: Path, split: str, kind: str) -> dict[str, np.ndarray]:
     """A split's `x` and `y` as the net's preprocessing takes them, for inputs of `kind`: the split
     stage's uint8 images or table rows, or (text) the normalise stage's vocabulary ids."""
-    return load_split(data_dir if kind == "text" else split_dir, split)
+    shards = net_shards(split_dir, data_dir, split, kind)
+    return {"x": shards.inputs(), "y": shards.y}
 
 
 def net_shards(split_dir: Path, data_dir: Path, split: str, kind: str) -> Shards:

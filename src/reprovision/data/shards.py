@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reprovision.errors import DataError
-from reprovision.files import read_json, write_json
+from reprovision.files import read_json, read_npy_header, write_json
 
 SHARD_BYTES = 64 * 2**20  # inputs per shard file, at most
 DTYPES = ("uint8", "int64", "int32", "float32", "float64")  # what a shard may hold: never objects
@@ -74,12 +74,12 @@ class ShardWriter:
         self.written[position : position + len(rows)] = True
 
     def close(self) -> None:
-        for fd in self.fds:
+        fds, self.fds = self.fds, []
+        for fd in fds:
             os.close(fd)
-        if not self.fds or not self.written.all():
+        if not fds or not self.written.all():
             missing = int(np.argmin(self.written)) if len(self.written) else 0
             raise DataError(f"{self.dir}: row {missing} of {len(self.y)} was never written")
-        self.fds = []
         spec = {"x": {"dtype": str(self.dtype), "shape": list(self.shape)},
                 "y": {"dtype": str(self.y.dtype), "shape": list(self.y.shape[1:])}}  # fmt: skip
         write_json(self.dir / "index.json", {"format": FORMAT, "rows": len(self.y), **spec, "shards": self.shards})
@@ -209,11 +209,7 @@ def _header(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> int:
     its size matches: a file that says anything else is refused before a row is read."""
     try:
         with path.open("rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            if version not in read_header:
-                raise ValueError(f".npy format version {version}")
-            found_shape, fortran, found_dtype = read_header[version](f)
+            found_shape, fortran, found_dtype = read_npy_header(f)
             offset = f.tell()
     except (OSError, ValueError) as e:
         raise DataError(f"{path} is not a readable .npy shard ({e}); rerun the split stage") from None

@@ -56,14 +56,7 @@ def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawDa
     """Keep only the named classes, relabelled 0..k-1 in the dataset's own class order."""
     if names is None:
         return raw
-    unknown = [n for n in names if n not in raw.classes]
-    if unknown:
-        raise DataError(
-            f"data.classes: {unknown[0]!r} is not a class of {dataset}; choose from {', '.join(raw.classes)}"
-        )
-    keep = [i for i, c in enumerate(raw.classes) if c in names]
-    relabel = np.full(len(raw.classes), -1, dtype=np.int64)
-    relabel[keep] = np.arange(len(keep))
+    classes, relabel = relabelling(raw.classes, names, dataset)
 
     def subset(x: np.ndarray | None, y: np.ndarray | None) -> tuple:
         if x is None or y is None:
@@ -72,8 +65,18 @@ def select_classes(raw: RawData, names: list[str] | None, dataset: str) -> RawDa
         return x[mask], relabel[y[mask]]
 
     (x_train, y_train), (x_test, y_test) = subset(raw.x_train, raw.y_train), subset(raw.x_test, raw.y_test)
-    classes = [raw.classes[i] for i in keep]
     return dataclasses.replace(raw, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, classes=classes)
+
+
+def relabelling(classes: list[str], names: list[str], dataset: str) -> tuple[list[str], np.ndarray]:
+    """The named classes in the dataset's own order, and each old label's new one (-1: left out)."""
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise DataError(f"data.classes: {unknown[0]!r} is not a class of {dataset}; choose from {', '.join(classes)}")
+    keep = [i for i, c in enumerate(classes) if c in names]
+    relabel = np.full(len(classes), -1, dtype=np.int64)
+    relabel[keep] = np.arange(len(keep))
+    return [classes[i] for i in keep], relabel
 
 
 def check_raw(raw: RawData, dataset: str) -> None:
@@ -158,7 +161,8 @@ def split_streamed(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int, ma
         raise DataError(f"{data.name}: read as classification of image data, configured as {data.task}")
     classes, listed = scan_imagefolder(raw_dir, data)
     if data.classes is not None:
-        classes, listed = _subset(classes, listed, data.classes)
+        classes, relabel = relabelling(classes, data.classes, data.name)
+        listed = {s: (n[relabel[y] >= 0], relabel[y[relabel[y] >= 0]]) for s, (n, y) in listed.items()}
     has_test = "test" in listed
     numbers, y = listed["train"]
     parts = split_stratified(y, data.val_fraction, None if has_test else data.test_fraction, seed)
@@ -181,18 +185,6 @@ def split_streamed(data: DataConfig, raw_dir: Path, out_dir: Path, seed: int, ma
         summary = split_summary(raw, data, manifest, labels, seed)
         write_json(tmp / "summary.json", summary)
     return summary
-
-
-def _subset(classes: list[str], listed: dict, names: list[str]) -> tuple[list[str], dict]:
-    """`select_classes` on listed (numbers, labels)."""
-    unknown = [n for n in names if n not in classes]
-    if unknown:
-        raise DataError(f"data.classes: {unknown[0]!r} is not a class of imagefolder; choose from {', '.join(classes)}")
-    keep = [i for i, c in enumerate(classes) if c in names]
-    relabel = np.full(len(classes), -1, dtype=np.int64)
-    relabel[keep] = np.arange(len(keep))
-    subset = {s: (n[relabel[y] >= 0], relabel[y[relabel[y] >= 0]]) for s, (n, y) in listed.items()}
-    return [classes[i] for i in keep], subset
 
 
 def same_length(arrays: dict) -> dict:
