@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reprovision.data.normalise import net_inputs
+from reprovision.data.normalise import net_shards
 from reprovision.files import read_json
 from reprovision.scoring import classification_metrics, regression_metrics
 
@@ -46,16 +46,17 @@ def baselines(split_dir: Path, data_dir: Path, seed: int, max_rows: int) -> dict
     """The baselines' test metrics as `baseline/<model>/<metric>` (test/acc, test/mae, ...)."""
     stats = read_json(data_dir / "stats.json")
     inputs = stats["inputs"]
-    train, test = (net_inputs(split_dir, data_dir, s, inputs["kind"]) for s in ("train", "test"))
-    width = int(np.prod(train["x"].shape[1:])) if inputs["kind"] != "text" else 1  # text: sparse rows
-    rows = np.random.default_rng(seed).permutation(len(train["y"]))[: min(max_rows, max(1, MAX_CELLS // width))]
+    # Shards: only the drawn training rows and a chunk of test rows at a time are read.
+    train, test = (net_shards(split_dir, data_dir, s, inputs["kind"]) for s in ("train", "test"))
+    width = int(np.prod(train.x_shape)) if inputs["kind"] != "text" else 1  # text: sparse rows
+    rows = np.random.default_rng(seed).permutation(len(train))[: min(max_rows, max(1, MAX_CELLS // width))]
     rows.sort()
-    x, y = features(train["x"][rows], inputs), train["y"][rows]
-    chunk, y_test = max(1, MAX_CELLS // 8 // width), torch.from_numpy(test["y"])
+    x, y = features(train[rows], inputs), train.y[rows]
+    chunk, y_test = max(1, MAX_CELLS // 8 // width), torch.from_numpy(test.y)
 
     def predict(fitted) -> np.ndarray:  # the test split's features a chunk at a time
         parts = range(0, len(y_test), chunk)
-        return np.concatenate([fitted(features(test["x"][i : i + chunk], inputs)) for i in parts])
+        return np.concatenate([fitted(features(test[i : i + chunk], inputs)) for i in parts])
 
     if stats["task"] == "classification":
         return _classification(x, y, predict, y_test, stats["classes"], seed)

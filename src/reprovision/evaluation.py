@@ -16,7 +16,8 @@ import torch
 
 from reprovision import plots, tracking
 from reprovision.baseline import baselines, margin
-from reprovision.data.normalise import net_inputs
+from reprovision.data.normalise import net_shards
+from reprovision.data.shards import Shards
 from reprovision.errors import StageFailed
 from reprovision.files import atomic_file, write_csv, write_json
 from reprovision.models.predictor import Predictor, device_for, load_predictor
@@ -46,7 +47,7 @@ def evaluate(
     simplest models' test metrics beside the net's, and the net's margin over the best of them."""
     module = load_predictor(model_dir / "model.ckpt")
     module.flip_tta = tta
-    test = net_inputs(split_dir, data_dir, "test", module.hparams.inputs["kind"])
+    test = net_shards(split_dir, data_dir, "test", module.hparams.inputs["kind"])
     outputs, targets = predict_test(module, test, accelerator, batch_size, limit_batches)
     if module.task.name == "classification":
         headline, logged = write_classification(out_dir, outputs, targets, module.hparams.classes)
@@ -78,20 +79,19 @@ def evaluate(
     return headline
 
 
-def predict_test(module: Predictor, test: dict, accelerator: str, batch_size: int, limit_batches=None):
-    """The outputs (logits, or predicted values) and targets of the test split's arrays (its first
-    `limit_batches` batches in a smoke run; else all of it), in order, a batch at a time, each
-    normalised on the device as in training."""
-    x, y = torch.from_numpy(test["x"]), torch.from_numpy(test["y"])
-    rows = min(len(x), limit_batches * batch_size) if limit_batches else len(x)
+def predict_test(module: Predictor, test: Shards, accelerator: str, batch_size: int, limit_batches=None):
+    """The outputs (logits, or predicted values) and targets of the test split (its first
+    `limit_batches` batches in a smoke run; else all of it), in order, each batch read from the
+    shards and normalised on the device as in training: the split is never in memory."""
+    rows = min(len(test), limit_batches * batch_size) if limit_batches else len(test)
     device = device_for(accelerator)
     module.to(device).eval()
     with torch.inference_mode():
         batches = [
-            module.predict_step((module.preprocess(x[i : min(i + batch_size, rows)].to(device)),))
+            module.predict_step((module.preprocess(torch.from_numpy(test[i : min(i + batch_size, rows)]).to(device)),))
             for i in range(0, rows, batch_size)
         ]
-    return torch.cat(batches).float().cpu(), y[:rows]
+    return torch.cat(batches).float().cpu(), torch.from_numpy(test.y[:rows])
 
 
 def write_classification(out_dir: Path, logits, targets, classes: list[str]) -> tuple[dict, dict]:
