@@ -8,7 +8,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from reprovision.data.datamodule import DeviceBatches, SplitDataModule
+from reprovision.data.datamodule import DeviceBatches, ShardRows, SplitDataModule, chosen_loader
 from reprovision.data.shards import save_split
 from reprovision.files import write_json
 from reprovision.models.module import Model
@@ -90,3 +90,19 @@ def test_batches_are_normalised_on_arrival_and_training_batches_alone_flipped(tm
     seen, _ = dm.on_after_batch_transfer(val, 0)
     expected = (torch.from_numpy(x).float() / 255.0 - 0.25) / 0.5
     assert torch.equal(seen, expected)  # the stored images, normalised, in order
+
+
+@pytest.mark.parametrize(("val_rows", "chosen"), [(256, "device"), (257, "dataloader")])
+def test_auto_keeps_splits_up_to_device_max_mb_on_the_device_and_streams_larger_ones(tmp_path, val_rows, chosen):
+    """768 training and 256 validation images of 1,024 bytes are 1 MiB: on the device at
+    data.device_max_mb=1; one image more and every batch is read from the shards."""
+    for split, n in (("train", 768), ("val", val_rows), ("test", 5)):
+        save_split(tmp_path, split, np.zeros((n, 1, 32, 32), np.uint8), np.arange(n) % 3)
+    write_json(
+        tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": {"kind": "image"}}
+    )
+    dm = SplitDataModule(tmp_path, tmp_path, batch_size=16, loader="auto", device_max_mb=1)
+    dm.setup("fit")
+    assert dm.loader == chosen
+    assert isinstance(dm.datasets["train"], ShardRows) == (chosen == "dataloader")  # streamed: no split in memory
+    assert chosen_loader("device", 0, tmp_path, tmp_path, "image") == "device"  # an explicit choice stands

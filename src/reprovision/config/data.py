@@ -44,7 +44,7 @@ CLASS_COUNTS = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "
 # 30,979): its vocabulary is data.num_words of them, up to these.
 TEXT_WORDS = {"imdb": 40_000, "reuters": 10_000}
 
-LOADERS = ("device", "dataloader")
+LOADERS = ("auto", "device", "dataloader")
 
 
 @dataclass
@@ -97,7 +97,8 @@ class DataConfig:
     test_fraction: float = MISSING  # used only by datasets without a test split of their own
     batch_size: int = MISSING
     eval_batch_size: int = MISSING  # validation and test batches (per process): larger is faster
-    loader: str = MISSING  # device (splits on the training device) | dataloader (read from the shards per batch)
+    loader: str = MISSING  # auto | device (splits on the training device) | dataloader (shards read per batch)
+    device_max_mb: int = MISSING  # loader=auto: device while the train and val splits hold at most this
     num_workers: int = MISSING  # loader=dataloader only
     crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
     flip: bool = MISSING  # training augmentation: random horizontal flip
@@ -122,6 +123,7 @@ class DataConfig:
         require(self.eval_batch_size >= 1, "data.eval_batch_size", self.eval_batch_size, "an integer >= 1")
         require(self.loader in LOADERS, "data.loader", self.loader, "one of " + ", ".join(LOADERS))
         require(self.num_workers >= 0, "data.num_workers", self.num_workers, "an integer >= 0")
+        require(self.device_max_mb >= 0, "data.device_max_mb", self.device_max_mb, "an integer >= 0")
         require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
         require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
         require(

@@ -1,7 +1,8 @@
 """The LightningDataModule over the splits (in-memory tensors, as the split stage wrote them:
 uint8 images, table rows, or the normalise stage's token ids).
 
-Two ways to batch them (`data.loader`):
+Two ways to batch them (`data.loader`; `auto`, the default, picks `device` while the train and
+val splits hold at most `data.device_max_mb` and `dataloader` past it: `chosen_loader`):
 - `device` (default): each split is moved to the training device once; a batch is one index
   into it, so a step costs no per-image work, no host-to-device copy and no host sync. The
   shuffle order comes from the same samplers as a DataLoader's, computed once per epoch.
@@ -69,6 +70,14 @@ class DeviceBatches:
             yield self.x[idx], self.y[idx]
 
 
+def chosen_loader(loader: str, max_mb: int, split_dir: Path, data_dir: Path, kind: str) -> str:
+    """`loader`, with `auto` made `device` or `dataloader` by the size of the train and val splits."""
+    if loader != "auto":
+        return loader
+    held = sum(s.row_bytes * len(s) for s in (net_shards(split_dir, data_dir, p, kind) for p in ("train", "val")))
+    return "device" if held <= max_mb * 2**20 else "dataloader"
+
+
 class ShardRows(Dataset):
     """A split's rows on disk: a batch of rows is read in one call (`__getitems__`, which a
     DataLoader prefers), as (inputs, targets) tensors."""
@@ -106,15 +115,16 @@ class SplitDataModule(pl.LightningDataModule):
         eval_batch_size: int = 1024,
         crop_padding: int = 0,
         flip: bool = False,
+        device_max_mb: int = 256,
     ) -> None:
         super().__init__()
         self.split_dir, self.data_dir = Path(split_dir), Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed  # the training shards' shuffle under data-parallel training
-        self.loader = loader
         self.crop_padding, self.flip = crop_padding, flip
         self.stats = read_json(self.data_dir / "stats.json")
+        self.loader = chosen_loader(loader, device_max_mb, self.split_dir, self.data_dir, self.stats["inputs"]["kind"])
         self.datasets: dict[str, TensorDataset | ShardRows] = {}
 
     def setup(self, stage: str | None = None) -> None:

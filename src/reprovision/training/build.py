@@ -33,8 +33,9 @@ PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"
 def build_datamodule(cfg: Config, split_dir: Path, data_dir: Path) -> SplitDataModule:
     d = cfg.data
     return SplitDataModule(
-        split_dir, data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip
-    )
+        split_dir, data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip,
+        d.device_max_mb,
+    )  # fmt: skip
 
 
 def build_module(cfg: Config, stats: dict) -> Model:
