@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import TensorDataset
 
-from reprovision.data.datamodule import DeviceBatches, ShardRows, SplitDataModule, chosen_loader
+from reprovision.data.datamodule import Batches, ShardRows, SplitDataModule, chosen_loader
 from reprovision.data.shards import save_split
 from reprovision.files import write_json
 from reprovision.models.module import Model
@@ -57,10 +58,10 @@ def test_validation_test_and_predict_batches_are_their_own_split_in_order_on_bot
 
 def test_device_batches_are_gathers_of_one_index_per_epoch():
     x, y = torch.arange(10.0), torch.arange(10) * 2
-    got = list(DeviceBatches(x, y, [3, 1, 4, 0, 2], 2))
+    got = list(Batches(TensorDataset(x, y), [[3, 1], [4, 0], [2]]))
     assert [b[0].tolist() for b in got] == [[3.0, 1.0], [4.0, 0.0], [2.0]]
     assert [b[1].tolist() for b in got] == [[6, 2], [8, 0], [4]]
-    assert len(DeviceBatches(x, y, list(range(10)), 4)) == 3
+    assert len(Batches(TensorDataset(x, y), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])) == 3
 
 
 def test_batches_are_normalised_on_arrival_and_training_batches_alone_flipped(tmp_path):

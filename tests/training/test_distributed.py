@@ -42,7 +42,9 @@ def digits(tmp_path_factory) -> tuple[Path, dict]:
     return work, summary
 
 
-def train(work: Path, name: str, *overrides: str, launcher: tuple[str, ...] = (sys.executable,)) -> Path:
+def train(
+    work: Path, name: str, *overrides: str, launcher: tuple[str, ...] = (sys.executable,), timing: bool = False
+) -> Path:
     """The train stage's command in its own directory, started by `launcher` (python or torchrun)."""
     where = work / name
     where.mkdir()
@@ -63,6 +65,7 @@ def train(work: Path, name: str, *overrides: str, launcher: tuple[str, ...] = (s
         *(*launcher, "-m", "reprovision", "train", "--params", "params.yaml", "--data", str(work / "normalised")),
         *("--summary", str(work / "split" / "summary.json"), "--checkpoints", "checkpoints", "--out", "models"),
         *("--metrics", "train.json", "--curves", "curves.csv"),
+        *(("--timing", "timing.json") if timing else ()),
     )
     return where
 
@@ -116,3 +119,14 @@ def test_torchrun_starts_the_same_training_as_the_stage_own_launcher(digits):
     assert (started / "curves.csv").read_text() == (work / "two-processes" / "curves.csv").read_text()
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("reprovision").experiment_id])) == 3
+
+
+def test_two_processes_train_on_every_example_of_an_odd_split_once_an_epoch(tmp_path):
+    """1,149 training images over two processes: one epoch trains on exactly 1,149 (counted on
+    both processes and summed); a sampler that pads the shares to equal length trains on 1,150."""
+    download(data_config(), tmp_path / "raw")
+    summary = split(data_config("data.val_fraction=0.2"), tmp_path / "raw", tmp_path / "split", seed=42)
+    assert summary["sizes"]["train"] % 2
+    normalise(tmp_path / "split", tmp_path / "normalised")
+    where = train(tmp_path, "odd", "trainer.max_epochs=1", "trainer.strategy=ddp", "trainer.devices=2", timing=True)
+    assert json.loads((where / "timing.json").read_text())["train_images"] == summary["sizes"]["train"]

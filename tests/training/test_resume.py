@@ -251,3 +251,49 @@ def test_an_early_stopped_run_interrupted_while_logging_its_model_resumes_withou
     assert [m.step for m in client.get_metric_history(run_id, "val/acc")] == list(range(1, stopped + 1))
     assert json.loads((where / "train.json").read_text())["epochs"] == stopped
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+MID_EPOCH = ("data.batch_size=8", "trainer.max_epochs=3", "data.flip=true")  # 180 batches an epoch, flips drawn
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_small_batches(digits) -> Path:
+    where = digits / "uninterrupted-small-batches"
+    subprocess.run(train_cmd(digits, where, *MID_EPOCH), check=True, capture_output=True)
+    return where
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loader", ["device", "dataloader"])
+def test_a_kill_mid_epoch_resumes_to_the_same_bytes(digits, uninterrupted_small_batches, loader, capsys):
+    """last.ckpt written after every batch (checkpoint_every_s tiny): a SIGKILL lands mid-epoch,
+    and the rerun takes the epoch up at the next batch, with the same order, flips, dropout and
+    epoch metrics. Both paths draw the same order, so both match one uninterrupted run on the
+    device without mid-epoch saves."""
+    where = digits / f"killed-mid-epoch-{loader}"
+    cmd = train_cmd(digits, where, *MID_EPOCH, "trainer.checkpoint_every_s=0.000001", f"data.loader={loader}")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = where / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    kept = torch.load(last, weights_only=True)
+    assert "epoch_so_far" in kept and kept["epoch"] == 0  # killed within the first epoch, mid-way
+
+    code, out, err = in_process(cmd, capsys)
+    assert code == 0, err
+    assert "resuming from" in out
+    for name in ("curves.csv", "train.json"):
+        assert (where / name).read_text() == (uninterrupted_small_batches / name).read_text(), name
+    model, reference = (w / "models" / "model.ckpt" for w in (where, uninterrupted_small_batches))
+    assert (
+        torch.load(model, weights_only=True)["state_dict"].keys()
+        == torch.load(reference, weights_only=True)["state_dict"].keys()
+    )
+    for key, value in torch.load(reference, weights_only=True)["state_dict"].items():
+        assert torch.equal(torch.load(model, weights_only=True)["state_dict"][key], value), key
+    run_id = json.loads((where / "checkpoints" / "run.json").read_text())["run_id"]
+    history = MlflowClient(f"sqlite:///{digits / 'mlflow.db'}").get_metric_history(run_id, "train/loss")
+    assert [m.step for m in history] == [1, 2, 3]  # every epoch logged once

@@ -93,10 +93,14 @@ class Model(Inference, pl.LightningModule):
             self.epoch_outputs.append((kept, y, losses.detach()))
             if not self.trainer.is_last_batch:  # the loader's end, or a smoke run's batch limit
                 return loss
-            preds, targets, epoch_losses = (torch.cat(t) for t in zip(*self.epoch_outputs, strict=True))
+            # (a checkpoint's part of the epoch was loaded onto the CPU)
+            parts = zip(*self.epoch_outputs, strict=True)
+            preds, targets, epoch_losses = (torch.cat([p.to(outputs.device) for p in t]) for t in parts)
             self.epoch_outputs = []
             score.update(preds, targets)
             mean_loss.update(epoch_losses.float())
+            # The learning rate the epoch started with (on_train_epoch_start, or a mid-epoch checkpoint).
+            self.log("train/lr", self.epoch_lr, on_step=False, on_epoch=True, sync_dist=True)
         else:
             # update(), not metric(...): nothing is computed per step.
             score.update(outputs.detach(), y)
@@ -120,7 +124,21 @@ class Model(Inference, pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self.epoch_outputs = []
         # Named the same for every optimizer, unlike LearningRateMonitor's `lr-<Optimizer>`.
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+        self.epoch_lr = float(self.optimizers().param_groups[0]["lr"])
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Mid-epoch (a long epoch's `last.ckpt`): what the epoch's metrics are made of so far, so a
+        # run resumed there logs the epoch an uninterrupted run would. Epoch-end checkpoints (the
+        # published model's among them) have none.
+        if self.epoch_outputs:
+            kept = [torch.cat(t) for t in zip(*self.epoch_outputs, strict=True)]
+            checkpoint["epoch_so_far"] = {"outputs": kept, "lr": self.epoch_lr}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Lightning calls no on_train_epoch_start for an epoch resumed mid-way.
+        if "epoch_so_far" in checkpoint:
+            so_far = checkpoint["epoch_so_far"]
+            self.epoch_outputs, self.epoch_lr = [tuple(so_far["outputs"])], so_far["lr"]
 
     def configure_optimizers(self):
         optim = self.hparams.optim

@@ -90,8 +90,9 @@ def build_callbacks(cfg: Config, checkpoint_dir: Path, stopwatch: Stopwatch, val
     task = cfg.data.task_spec
     recorder = EpochRecorder(task.curve_columns)
     best = best_checkpoint(checkpoint_dir, task if validate else None, lambda: recorder.rows)
-    last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush)
-    callbacks: list[Callback] = [stopwatch, NonFiniteLoss(), recorder, best, last]
+    nonfinite = NonFiniteLoss()
+    last = LastCheckpoint(checkpoint_dir, cfg.trainer.checkpoint_every_s, saved=recorder.flush, check=nonfinite.check)
+    callbacks: list[Callback] = [stopwatch, nonfinite, recorder, best, last]
     if cfg.trainer.progress_bar:
         callbacks.append(ProgressBar() if live_progress() else EpochLines())
     early = None

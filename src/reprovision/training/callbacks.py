@@ -76,13 +76,18 @@ class NonFiniteLoss(Callback):
 
     A step only keeps its loss (no device op: a check per step cost more host time than a small
     net's step on a CPU, and a GPU must not wait for the host); the host reads the epoch's check
-    once, at its end, before that epoch's checkpoint is written, so no checkpoint holds a
+    once, at its end, and before a mid-epoch `last.ckpt` (`check`), so no checkpoint holds a
     diverged model.
     """
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # An epoch resumed mid-way gets no on_train_epoch_start: its first step is counted back.
+        self.on_train_epoch_start(trainer, pl_module)
+        self.first_step -= trainer.fit_loop.epoch_loop.batch_progress.current.ready
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.first_step = trainer.global_step
-        self.losses: list[torch.Tensor] = []  # this epoch's, on the device
+        self.losses: list[torch.Tensor] = []  # this epoch's unchecked ones, on the device
         self.batches: list[int] = []  # their batch indices
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -90,6 +95,10 @@ class NonFiniteLoss(Callback):
         self.batches.append(batch_idx)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: pl.Trainer) -> None:
+        """Stop on the first non-finite loss kept since the last check; forget those checked."""
         if not self.losses:
             return
         losses = torch.stack(self.losses).float()
@@ -109,6 +118,7 @@ class NonFiniteLoss(Callback):
                 f"(epoch {trainer.current_epoch + 1}, batch {batch + 1}); lower optim.lr or pick another optimizer; "
                 + checkpoint_note(trainer)
             )
+        self.losses, self.batches = [], []
 
 
 def checkpoint_note(trainer: pl.Trainer) -> str:

@@ -97,16 +97,30 @@ def best_checkpoint(checkpoint_dir: Path, task: Task | None, rows: Callable[[], 
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """`last.ckpt` at the end of the final epoch and of the first epoch `every_s` seconds after
-    the previous save (every epoch with 0); `saved()` runs after each save.
+    """`last.ckpt` at the end of the final epoch and, `every_s` seconds after the previous save,
+    at the end of the first batch past it (an epoch's last batch: at the epoch's end), so an epoch
+    longer than `every_s` is saved mid-way and resumed from there (every epoch's end with 0, and
+    never mid-epoch); `check(trainer)` runs before a mid-epoch save, `saved()` after each save.
+    Under data-parallel training the processes agree every `AGREE_EVERY` batches.
 
     Its own callback (no monitor), not ModelCheckpoint's save_last: that writes only in epochs
     that improved the monitored metric, so a kill after a run of epochs without a better val/acc
     would resume from the last improvement and redo them."""
 
-    def __init__(self, dirpath: Path, every_s: float, saved) -> None:
+    AGREE_EVERY = 32  # batches: a broadcast each costs every process a wait
+
+    def __init__(self, dirpath: Path, every_s: float, saved, check=lambda trainer: None) -> None:
         super().__init__(dirpath=dirpath, filename="last", save_on_train_epoch_end=True, enable_version_counter=False)
-        self.every_s, self.saved = every_s, saved
+        self.every_s, self.saved, self.check = every_s, saved, check
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        if not self.every_s or trainer.is_last_batch or (trainer.world_size > 1 and batch_idx % self.AGREE_EVERY):
+            return
+        if trainer.strategy.broadcast(time.monotonic() >= self.due):
+            self.check(trainer)
+            trainer.save_checkpoint(Path(self.dirpath) / "last.ckpt")
+            self.due = time.monotonic() + self.every_s
+            self.saved()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)

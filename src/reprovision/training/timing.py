@@ -23,7 +23,7 @@ class Stopwatch(Callback):
     onto the device, MLflow run), the fit loop (epochs, validation, checkpoints, MLflow logging)
     less torch.compile's compiling, which is counted apart. The device is synchronised at the
     fit loop's two ends only. `train_images` counts the images trained on in this process's
-    fit, over all data-parallel processes (a resumed run counts only what it trained)."""
+    fit, summed over the data-parallel processes (a resumed run counts only what it trained)."""
 
     def __init__(self, started: float) -> None:
         self.started = started
@@ -47,7 +47,9 @@ class Stopwatch(Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         fit, compiling = self._now(trainer) - self.fit_start, compile_seconds() - self.compile_start
-        images = self.images * trainer.world_size  # equal shards: every process takes the same steps
+        # Summed over the processes: their last batches of an epoch may differ by an image.
+        mine = torch.tensor(self.images, device=trainer.strategy.root_device)
+        images = int(trainer.strategy.reduce(mine, reduce_op="sum"))
         self.seconds.update({"compile_s": compiling, "train_s": fit - compiling, "train_images": images})
 
     def report(self) -> dict[str, float]:
