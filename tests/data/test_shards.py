@@ -232,7 +232,6 @@ def test_a_changed_shard_is_never_resumed_from(tmp_path):
     save_split(tmp_path / "split", "train", x, np.zeros(10, np.int64))
     (tmp_path / "split" / "summary.json").write_text("{}")
     (tmp_path / "norm").mkdir()
-    (tmp_path / "norm" / "stats.json").write_text(json.dumps({"inputs": {"kind": "image"}}))
     before = fingerprint(cfg, tmp_path / "split", tmp_path / "norm")
     x[9, 0, 3, 3] = 1
     save_split(tmp_path / "split", "train", x, np.zeros(10, np.int64))

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from reprovision import tracking
 from reprovision.config import Config
-from reprovision.data.datamodule import chosen_loader
 from reprovision.errors import BadInput
 from reprovision.files import read_json, sha256_file, write_json
 from reprovision.models.predictor import load_checkpoint
@@ -31,14 +30,11 @@ RESUME_FILE = "resume.json"
 def fingerprint(cfg: Config, split_dir: Path, data_dir: Path) -> str:
     """What a checkpoint must match to be resumed: everything that shapes training, the split's
     files and the normalise stage's fit among them."""
-    ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained
+    ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained (nor data.loader)
     trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k not in ignored}
-    kind = read_json(data_dir / "stats.json")["inputs"]["kind"]
-    loader = chosen_loader(cfg.data.loader, cfg.data.device_max_mb, split_dir, data_dir, kind)
     settings = {
         "seed": cfg.seed,
         "batch_size": cfg.data.batch_size,
-        "loader": loader,  # the two paths draw their shuffles differently
         "augment": [cfg.data.crop_padding, cfg.data.flip],
         "model": dataclasses.asdict(cfg.model),
         "optim": dataclasses.asdict(cfg.optim),
