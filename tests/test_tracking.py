@@ -67,6 +67,36 @@ def test_logging_a_dataset_another_run_logged_at_the_same_moment_is_retried():
     assert other.calls == 1
 
 
+def test_an_experiment_another_run_made_at_the_same_moment_is_the_one_used():
+    """Two queued runs start at once on a fresh team server: both find no experiment, the second's
+    create hits the unique name, and it takes the experiment the first made."""
+    from types import SimpleNamespace
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+
+    from reprovision.tracking.run import experiment_for
+
+    class Raced:
+        made = None  # the other run's experiment, made between this run's lookup and its create
+
+        def get_experiment_by_name(self, name):
+            return self.made
+
+        def create_experiment(self, name, artifact_location=None):
+            self.made = SimpleNamespace(experiment_id="7")
+            raise MlflowException(f"Experiment(name={name}) already exists", error_code=RESOURCE_ALREADY_EXISTS)
+
+    assert experiment_for(Raced(), "reprovision", None) == "7"
+
+    class Refused(Raced):
+        def create_experiment(self, name, artifact_location=None):
+            raise MlflowException("PERMISSION_DENIED", error_code="PERMISSION_DENIED")
+
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):  # any other error is the user's to see
+        experiment_for(Refused(), "reprovision", None)
+
+
 CLASS_FOLDERS = ["c++", "c__", "dogs & cats", "it's (new)", "..", "a/b", "café", "x" * 300]
 
 

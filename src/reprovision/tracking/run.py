@@ -144,6 +144,23 @@ def dataset_params(summary: dict) -> dict[str, object]:
     return params
 
 
+def experiment_for(client, name: str, location: str | None) -> str:
+    """The id of experiment `name`, made if there is none. Two runs starting at once on a fresh
+    server (queue workers) both find none: the second one's create fails on the unique name, and
+    the experiment the first made is the one it gets."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    return client.get_experiment_by_name(name).experiment_id
+
+
 class PipelineRun:
     """The MLflow run of one pipeline run: train opens it, evaluate and report reopen it from
     `checkpoints/run.json`, a resumed train reopens it from its checkpoint directory."""
@@ -175,12 +192,7 @@ class PipelineRun:
         check_reachable(uri)
         with store_lock(uri):  # the first client creates the tables; so does the first run
             client = MlflowClient(client_uri(uri))
-            experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-            experiment_id = (
-                experiment.experiment_id
-                if experiment
-                else client.create_experiment(cfg.tracking.experiment, artifact_location=artifact_location(uri))
-            )
+            experiment_id = experiment_for(client, cfg.tracking.experiment, artifact_location(uri))
         default_name = os.environ.get("DVC_EXP_NAME") or f"{cfg.data.name}-{cfg.model.name}-{cfg.optim.name}"
         tags = {"mlflow.runName": name or default_name, **run_tags(str(summary_path.parent))}  # the split's hash
         started = None
