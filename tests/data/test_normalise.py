@@ -153,3 +153,25 @@ def test_text_documents_are_cut_to_max_length_words(tmp_path):
     stats = normalise(tmp_path / "split", tmp_path / "norm", max_length=2)
     test = load_split(tmp_path / "norm", "test")["x"]
     assert test.shape == (1, 3) and decode(test[0], stats["inputs"]["vocabulary"]) == "d c"
+
+
+def test_the_nets_preprocessing_leaves_its_input_as_it_was_and_computes_the_written_out_formula():
+    """Preprocessing works in place on its own float copy: table rows (already float32) and
+    uint8 images come back unchanged, and the result is bit for bit (x / 255 - mean) / std."""
+    rng = np.random.default_rng(0)
+    table = {"kind": "table", "features": ["a", "b"], "mean": [0.5, -2.0], "std": [3.0, 0.25]}
+    image = {"kind": "image", "shape": [3, 4, 4], "mean": [0.1, 0.5, 0.9], "std": [0.2, 0.3, 0.7]}
+    for inputs, raw in (
+        (table, torch.from_numpy(rng.normal(size=(50, 2)).astype(np.float32))),
+        (image, torch.from_numpy(rng.integers(0, 256, (50, 3, 4, 4), dtype=np.uint8))),
+    ):
+        net = Predictor({"name": "mlp", "hidden": [2], "dropout": 0.0}, "classification", ["a", "b"], inputs)
+        kept = raw.clone()
+        got = net.preprocess(raw)
+        assert torch.equal(raw, kept)  # the split's rows on the device are not normalised in place
+        mean, std = torch.tensor(inputs["mean"]), torch.tensor(inputs["std"])
+        if inputs["kind"] == "image":
+            expected = (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        else:
+            expected = (raw.float() - mean) / std
+        assert torch.equal(got, expected)

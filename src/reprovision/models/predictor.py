@@ -46,9 +46,12 @@ class Inference:
         if inputs["kind"] == "text":
             return raw
         mean, std = self._statistics(raw.device)
+        # In place on one float copy: a batch of 1,024 photos is 200 MB of float32, and the
+        # expression written out would hold three such at once. The same operations, the same bits.
+        x = raw.to(torch.float32, copy=True)
         if inputs["kind"] == "image":
-            return (raw.float() / 255.0 - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return (raw.float() - mean) / std
+            return x.div_(255.0).sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
+        return x.sub_(mean).div_(std)
 
     def _statistics(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The training split's mean and std as float32 tensors on `device`, made once per device:
