@@ -134,3 +134,17 @@ def test_stage_exits_2_with_one_line_on_bad_params(tmp_path, root):
     assert proc.stderr.strip().count("\n") == 0
     assert "data.val_fraction=1.5" in proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data=imagefolder", "data.crop_scale=[0.5,0.25]"], "data.crop_scale"),
+        (["data=imagefolder", "data.crop_scale=[0,1]"], "data.crop_scale"),
+        (["data=imagefolder", "data.crop_padding=4"], "both crop"),
+        (["data=diabetes", "model=mlp", "data.crop_scale=[0.5,1]"], "augments images"),
+    ],
+)
+def test_resized_crops_out_of_range_together_with_padded_crops_or_on_a_table_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose(ROOT / "conf", overrides))

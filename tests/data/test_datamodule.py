@@ -107,3 +107,26 @@ def test_auto_keeps_splits_up_to_device_max_mb_on_the_device_and_streams_larger_
     assert dm.loader == chosen
     assert isinstance(dm.datasets["train"], ShardRows) == (chosen == "dataloader")  # streamed: no split in memory
     assert chosen_loader("device", 0, tmp_path, tmp_path, "image") == "device"  # an explicit choice stands
+
+
+def test_training_batches_alone_get_resized_crops(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (20, 3, 16, 16), dtype=np.uint8)
+    for split in ("train", "val", "test"):
+        save_split(tmp_path, split, x, np.arange(20) % 3)
+    inputs = {"kind": "image", "shape": [3, 16, 16], "mean": [0.5] * 3, "std": [0.25] * 3}
+    write_json(tmp_path / "stats.json", {"task": "classification", "classes": ["a", "b", "c"], "inputs": inputs})
+    dm = SplitDataModule(tmp_path, tmp_path, batch_size=20, eval_batch_size=20, crop_scale=(0.25, 0.5))
+    dm.trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    net = {"name": "mlp", "hidden": [2], "dropout": 0.0}
+    dm.trainer.strategy.connect(Model(net, {}, "classification", ["a", "b", "c"], inputs))
+    dm.setup("fit")
+    stored, labels = next(iter(dm.val_dataloader()))
+    normalised = (stored.float() / 255.0 - 0.5) / 0.25
+    dm.trainer.training = True
+    cropped, _ = dm.on_after_batch_transfer((stored, labels), 0)
+    assert cropped.shape == normalised.shape and not any(
+        torch.equal(c, n) for c, n in zip(cropped, normalised, strict=True)
+    )
+    dm.trainer.validating = True
+    seen, _ = dm.on_after_batch_transfer((stored, labels), 0)
+    assert torch.equal(seen, normalised)  # validation sees the images whole

@@ -148,3 +148,25 @@ def test_flip_and_crop_move_pixels_not_values():
         assert len(windows) == 1
         offsets += windows
     assert len(set(offsets)) == 9  # every shift drawn, the unshifted (1, 1) among them
+
+
+def test_resized_crops_zoom_into_a_box_of_the_drawn_share_of_each_image(monkeypatch):
+    from reprovision.data import augment
+
+    # Each pixel holds its column: a crop's values are the columns its box spans, spread over the width.
+    x = torch.arange(32, dtype=torch.float32).expand(64, 3, 32, 32).contiguous()
+    monkeypatch.setattr(augment, "RATIO", (1.0, 1.0))
+    assert torch.equal(augment.resized_crop(x, (1.0, 1.0)), x)  # the whole image: every pixel as it was
+    torch.manual_seed(0)
+    crops = augment.resized_crop(x, (0.25, 0.25))  # a 16x16 box, anywhere in the image
+    assert crops.shape == x.shape
+    spans = crops[:, 0, 0, -1] - crops[:, 0, 0, 0]
+    assert torch.all((spans > 14) & (spans < 16))  # 16 columns' worth, stretched over 32 pixels
+    starts = crops[:, 0, 0, 0]
+    assert starts.min() >= 0 and (starts + spans).max() <= 31 and starts.std() > 3  # inside, and moved about
+    assert torch.equal(crops[:, 0], crops[:, 2])  # one box for the image's channels
+    assert torch.allclose(crops[:, :, 0], crops[:, :, -1], atol=1e-4)  # every row the same columns: no skew
+    monkeypatch.setattr(augment, "RATIO", (0.75, 4 / 3))
+    crops = augment.resized_crop(x, (0.25, 0.25))
+    spans = crops[:, 0, 0, -1] - crops[:, 0, 0, 0]
+    assert spans.min() < 14 < 16 < spans.max()  # wider and narrower boxes of the same area

@@ -102,6 +102,7 @@ class DataConfig:
     num_workers: int = MISSING  # loader=dataloader only
     crop_padding: int = MISSING  # training augmentation: random crop after padding by this many pixels
     flip: bool = MISSING  # training augmentation: random horizontal flip
+    crop_scale: list[float] | None = MISSING  # training augmentation: random resized crops of this share of the area
     archive: ArchiveConfig = MISSING
     download: DownloadConfig = MISSING
 
@@ -126,6 +127,18 @@ class DataConfig:
         require(self.device_max_mb >= 0, "data.device_max_mb", self.device_max_mb, "an integer >= 0")
         require(self.crop_padding >= 0, "data.crop_padding", self.crop_padding, "an integer >= 0")
         require(self.channels in (None, 1, 3), "data.channels", self.channels, "1, 3 or null")
+        scale = self.crop_scale
+        require(
+            scale is None or (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1),
+            "data.crop_scale",
+            self.crop_scale,
+            "null or [smallest, largest] share of the image's area, 0 < smallest <= largest <= 1",
+        )
+        if self.crop_scale is not None and self.crop_padding:
+            raise ConfigError(
+                f"data.crop_scale={self.crop_scale} and data.crop_padding={self.crop_padding} both crop; "
+                "keep one (crop_padding=0 for resized crops)"
+            )
         require(
             self.image_size is None or self.image_size >= 1,
             "data.image_size",

@@ -265,7 +265,7 @@ def check_combination(cfg: Config) -> None:
         )
     if kind != "image":
         for key, value in (("data.flip", cfg.data.flip), ("data.crop_padding", cfg.data.crop_padding),
-                           ("evaluate.tta", cfg.evaluate.tta)):  # fmt: skip
+                           ("data.crop_scale", cfg.data.crop_scale), ("evaluate.tta", cfg.evaluate.tta)):  # fmt: skip
             if value:
                 raise ConfigError(f"{key}={value} augments images; {cfg.data.name} is {kind} data: turn it off")
     spec = cfg.data.task_spec

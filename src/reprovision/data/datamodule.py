@@ -41,7 +41,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from reprovision.data.augment import flip_crop
+from reprovision.data.augment import flip_crop, resized_crop
 from reprovision.data.normalise import net_inputs, net_shards
 from reprovision.data.sampling import EveryExampleOnce
 from reprovision.data.shards import Shards
@@ -161,13 +161,14 @@ class SplitDataModule(pl.LightningDataModule):
         crop_padding: int = 0,
         flip: bool = False,
         device_max_mb: int = 256,
+        crop_scale: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         self.split_dir, self.data_dir = Path(split_dir), Path(data_dir)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers = num_workers
         self.seed = seed  # the training shards' shuffle under data-parallel training
-        self.crop_padding, self.flip = crop_padding, flip
+        self.crop_padding, self.flip, self.crop_scale = crop_padding, flip, crop_scale
         self.stats = read_json(self.data_dir / "stats.json")
         self.loader = chosen_loader(loader, device_max_mb, self.split_dir, self.data_dir, self.stats["inputs"]["kind"])
         self.datasets: dict[str, TensorDataset | ShardRows] = {}
@@ -217,6 +218,8 @@ class SplitDataModule(pl.LightningDataModule):
         # never val/test.
         x, *rest = batch
         x = self.trainer.lightning_module.preprocess(x)
+        if self.trainer.training and self.crop_scale:
+            x = resized_crop(x, self.crop_scale)
         if self.trainer.training and (self.crop_padding or self.flip):
             x = flip_crop(x, self.crop_padding, self.flip)
         return (x, *rest)

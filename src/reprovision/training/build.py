@@ -34,7 +34,7 @@ def build_datamodule(cfg: Config, split_dir: Path, data_dir: Path) -> SplitDataM
     d = cfg.data
     return SplitDataModule(
         split_dir, data_dir, d.batch_size, d.num_workers, cfg.seed, d.loader, d.eval_batch_size, d.crop_padding, d.flip,
-        d.device_max_mb,
+        d.device_max_mb, tuple(d.crop_scale) if d.crop_scale else None,
     )  # fmt: skip
 
 

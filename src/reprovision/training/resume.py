@@ -35,7 +35,7 @@ def fingerprint(cfg: Config, split_dir: Path, data_dir: Path) -> str:
     settings = {
         "seed": cfg.seed,
         "batch_size": cfg.data.batch_size,
-        "augment": [cfg.data.crop_padding, cfg.data.flip],
+        "augment": [cfg.data.crop_padding, cfg.data.flip, cfg.data.crop_scale],
         "model": dataclasses.asdict(cfg.model),
         "optim": dataclasses.asdict(cfg.optim),
         "trainer": trainer,
