@@ -7,10 +7,13 @@ import gzip
 import hashlib
 import io
 import pickle
+import random
 import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from reprovision.config import DataConfig, compose, validate
 from reprovision.data import sources
@@ -93,3 +96,27 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def photo(seed: int, size: int) -> bytes:
+    """A smooth picture (small as a PNG, `size` x `size` pixels decoded)."""
+    ramp = np.linspace(0, 255, size, dtype=np.float32)
+    rgb = np.stack([np.add.outer(ramp, ramp * (seed % 7) / 7) % 256 for _ in range(3)], axis=-1)
+    rgb[..., seed % 3] = seed % 256
+    buf = io.BytesIO()
+    Image.fromarray(rgb.astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def photo_archive(path: Path, layout: dict[str, dict[str, int]], size: int = 12, seed: int = 0) -> Path:
+    """A tar of train/<class>/ (and test/<class>/) PNGs, members in a shuffled order: classes
+    interleaved, as any archiver may store them."""
+    members = [(f"{s}/{c}/{i}.png", photo(zlib.crc32(f"{s}{c}{i}".encode()) % 1000, size)) for s, cs in layout.items()
+               for c, n in cs.items() for i in range(n)]  # fmt: skip
+    random.Random(seed).shuffle(members)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path

@@ -7,16 +7,12 @@ import io
 import json
 import pickle
 import random
-import subprocess
-import sys
 import tarfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from tests.data.formats import data_config
+from tests.data.formats import data_config, photo, photo_archive
 
 from reprovision.data import imagefolder, shards
 from reprovision.data.shards import Shards, ShardWriter, load_split, save_split
@@ -104,30 +100,6 @@ class _Marker:
 # --- the split stage on an image folder ----------------------------------------------------------
 
 
-def _photo(seed: int, size: int) -> bytes:
-    """A smooth picture (small as a PNG, `size` x `size` pixels decoded)."""
-    ramp = np.linspace(0, 255, size, dtype=np.float32)
-    rgb = np.stack([np.add.outer(ramp, ramp * (seed % 7) / 7) % 256 for _ in range(3)], axis=-1)
-    rgb[..., seed % 3] = seed % 256
-    buf = io.BytesIO()
-    Image.fromarray(rgb.astype(np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def _archive(path: Path, layout: dict[str, dict[str, int]], size: int = 12, seed: int = 0) -> Path:
-    """A tar of train/<class>/ (and test/<class>/) PNGs, members in a shuffled order: classes
-    interleaved, as any archiver may store them."""
-    members = [(f"{s}/{c}/{i}.png", _photo(zlib.crc32(f"{s}{c}{i}".encode()) % 1000, size)) for s, cs in layout.items()
-               for c, n in cs.items() for i in range(n)]  # fmt: skip
-    random.Random(seed).shuffle(members)
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 @pytest.mark.parametrize(
     ("layout", "extra"),
     [
@@ -146,7 +118,7 @@ def test_an_image_folder_is_split_a_batch_at_a_time_into_the_rows_of_the_stacked
     in the same order: the same bytes whatever order the archive stores them in."""
     monkeypatch.setattr(imagefolder, "DECODE_BATCH", (4, 2**25))
     monkeypatch.setattr(shards, "SHARD_BYTES", 3 * 12 * 12 * 5)  # five images a shard
-    archive = _archive(tmp_path / "photos.tar", layout)
+    archive = photo_archive(tmp_path / "photos.tar", layout)
     cfg = data_config("data=imagefolder", f"data.path={archive}", "data.image_size=12", *extra)
     download(cfg, tmp_path / "raw")
     summary = split(cfg, tmp_path / "raw", tmp_path / "split", seed=3)
@@ -174,7 +146,7 @@ def test_images_of_mixed_sizes_are_refused_at_download_in_one_line_and_the_old_d
     archive = tmp_path / "photos.tar"
     with tarfile.open(archive, "w") as tar:
         for i, size in enumerate([12, 12, 12, 16, 12, 12]):
-            data = _photo(i, size)
+            data = photo(i, size)
             info = tarfile.TarInfo(f"train/{'ab'[i % 2]}/{i}.png")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -186,40 +158,6 @@ def test_images_of_mixed_sizes_are_refused_at_download_in_one_line_and_the_old_d
         "imagefolder: images of mixed sizes (12, 12) and (16, 16) (train/b/3.png); set data.image_size to resize them all"
     )
     assert [p.name for p in (tmp_path / "raw").iterdir()] == ["kept"]
-
-
-def _peak_mib(tmp_path: Path, images: int, name: str) -> dict[str, float]:
-    """Peak RSS of a fresh process downloading, then of one splitting, an image folder of
-    `images` 160x160 photos (their own and their decoding workers')."""
-    archive = _archive(tmp_path / f"{name}.tar", {"train": {"a": images // 2, "b": images - images // 2}}, 160)
-    work = tmp_path / name
-    stages = {
-        "download": f"download(cfg, Path('{work}/raw'))",
-        "split": f"split(cfg, Path('{work}/raw'), Path('{work}/split'), 0)",
-    }
-    peaks = {}
-    for stage, call in stages.items():
-        code = f"""
-import resource
-from pathlib import Path
-from tests.data.formats import data_config
-from reprovision.data.sources import download
-from reprovision.data.splitting import split
-cfg = data_config("data=imagefolder", "data.path={archive}", "data.image_size=160")
-{call}
-print(max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024)
-"""
-        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
-        peaks[stage] = float(out.stdout.split()[-1])
-    return peaks
-
-
-def test_the_peak_memory_of_download_and_split_does_not_grow_with_the_image_folder(tmp_path):
-    """Four times the photos (75 MB against 300 MB decoded): each stage's peak stays where it was.
-    Stacking every image grew both by two to three times the decoded bytes."""
-    small, large = _peak_mib(tmp_path, 1000, "small"), _peak_mib(tmp_path, 4000, "large")
-    for stage in ("download", "split"):
-        assert large[stage] < 1.2 * small[stage], (stage, small, large)
 
 
 def test_a_changed_shard_is_never_resumed_from(tmp_path):
