@@ -56,10 +56,9 @@ def peaks(tmp_path: Path, images: int) -> dict[str, float]:
 def test_no_stage_needs_more_memory_for_ten_times_the_photos(tmp_path):
     """1,000 photos of 224x224 (150 MB decoded) against 10,000 (1.5 GB): every stage's peak
     within 8%. Seen failing with the splits on the device for training (at 6,000 photos: train
-    1.37 -> 1.96 GB)
-    and, in an earlier form of this test, with stacked images in download and split. A stage's
-    peak hides what it holds below its headroom: evaluate holding the whole 300 MB test split
-    peaked 0.94 -> 0.95 GB (its peak comes later, from plotting and MLflow)."""
+    1.37 -> 1.96 GB) and, in an earlier form of this test, with stacked images in download and
+    split. A stage's peak hides what it holds below its headroom: evaluate holding the whole
+    300 MB test split peaked 0.94 -> 0.95 GB (its peak comes later, from plotting and MLflow)."""
     small, large = peaks(tmp_path, 1000), peaks(tmp_path, 10000)
     for name in STAGES:
         assert large[name] < 1.08 * small[name], (name, small, large)
