@@ -64,7 +64,7 @@ class Batches:
     checkpoint written mid-epoch, the next epoch drawn is that epoch again, less its taken batches,
     and the RNG is left as the checkpoint found it."""
 
-    batch_sampler = None  # what Lightning inspects on a DataLoader: here batches are slices
+    batch_sampler = None  # what Lightning inspects on a DataLoader: here `sampler` yields whole batches
 
     def __init__(
         self,
