@@ -2,6 +2,9 @@
 checkout and an earlier revision side by side in one run.
 
     python bench/memory.py --sizes 0.05 0.1 0.2 0.4 --baseline 4b7ccc6 --out bench/results/memory.json
+    python bench/memory.py --sizes 0.1 1 4 --baseline 507aef7 --baseline-up-to 1
+
+(an old path that holds every split several times over needs tens of GB at the larger sizes).
 
 For each size (GB of decoded pixels) a folder of generated photos (smooth colour fields with
 noise, JPEG, 128x128, four classes, a fifth held out as test) is written once; each code version
@@ -88,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.4], help="GB of decoded pixels")
     parser.add_argument("--baseline", help="an earlier revision to run beside this checkout")
+    parser.add_argument("--baseline-up-to", type=float, help="run the baseline only at sizes up to this many GB")
     parser.add_argument("--out", type=Path, help="JSON to write the figures to")
     args = parser.parse_args()
     results = []
@@ -101,6 +105,8 @@ def main() -> None:
                 folder = tmp / f"images-{size:g}"
                 count = image_folder(folder, size)
                 for label, code in versions.items():
+                    if label == args.baseline and args.baseline_up_to is not None and size > args.baseline_up_to:
+                        continue
                     peaks = run_pipeline(code, folder, tmp / f"run-{size:g}-{len(results)}")
                     results.append({"code": label, "decoded_gb": size, "images": count, "peak_gb": peaks})
                     print(json.dumps(results[-1]), flush=True)
