@@ -175,3 +175,40 @@ def test_the_nets_preprocessing_leaves_its_input_as_it_was_and_computes_the_writ
         else:
             expected = (raw.float() - mean) / std
         assert torch.equal(got, expected)
+
+
+def test_table_and_text_statistics_stream_the_training_split_and_do_not_depend_on_the_blocks(tmp_path, monkeypatch):
+    """Column statistics, word counts and the encoded splits are computed a block at a time, never
+    from a whole split: blocks of one row give the same words and ids as one block, column
+    statistics to within rounding, and a table of one block numpy's own mean and std to the bit."""
+    from reprovision.data import normalise as module
+    from reprovision.data.shards import Shards
+
+    rng = np.random.default_rng(0)
+    table = tmp_path / "table"
+    for name in ("train", "val", "test"):
+        rows = (rng.normal(size=(300, 3)) * [1.0, 1000.0, 0.001] + [5.0, 2e4, 0.0]).astype(np.float32)
+        save_split(table, name, rows, rng.normal(size=300).astype(np.float32), shard_bytes=12 * 40)
+    write_json(table / "summary.json", {"kind": "table", "task": "regression", "classes": [], "target": "t",
+                                        "features": ["a", "b", "c"]})  # fmt: skip
+    docs = [[str(w) for w in rng.zipf(1.5, size=rng.integers(1, 30)) if w < 60] or ["1"] for _ in range(120)]
+    text_split(tmp_path / "text", {"train": docs[:80], "val": docs[80:100], "test": docs[100:]})
+
+    whole = load_split(table, "train")["x"].astype(np.float64)
+    one_block = normalise(table, tmp_path / "t1")["inputs"]
+    assert (one_block["mean"], one_block["std"]) == (whole.mean(axis=0).tolist(), whole.std(axis=0).tolist())
+    text_one = normalise(tmp_path / "text", tmp_path / "w1", num_words=FIRST_WORD + 20)["inputs"]
+
+    def never_whole(self):
+        raise AssertionError(f"{self.dir} read whole")
+
+    monkeypatch.setattr(Shards, "inputs", never_whole)
+    monkeypatch.setattr(module, "CHUNK_BYTES", 1)  # a block is one row
+    rows = normalise(table, tmp_path / "t2")["inputs"]
+    assert np.allclose(rows["mean"], one_block["mean"], rtol=1e-13)
+    assert np.allclose(rows["std"], one_block["std"], rtol=1e-12)
+    assert normalise(tmp_path / "text", tmp_path / "w2", num_words=FIRST_WORD + 20)["inputs"] == text_one
+    monkeypatch.undo()  # load_split reads a split whole
+    for split in ("train", "val", "test"):
+        a, b = load_split(tmp_path / "w1", split), load_split(tmp_path / "w2", split)
+        assert np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"])

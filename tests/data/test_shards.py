@@ -174,3 +174,23 @@ def test_a_changed_shard_is_never_resumed_from(tmp_path):
     x[9, 0, 3, 3] = 1
     save_split(tmp_path / "split", "train", x, np.zeros(10, np.int64))
     assert fingerprint(cfg, tmp_path / "split", tmp_path / "norm") != before
+
+
+def test_rows_of_pooled_splits_are_written_as_indexing_their_stacked_arrays_would(tmp_path):
+    """k-fold's folds and the refit's pool: rows of train and val end to end, any order, written
+    a block at a time across both sources' shard boundaries."""
+    rng = np.random.default_rng(1)
+    x = {s: rng.integers(0, 256, (n, 2, 3, 3), dtype=np.uint8) for s, n in (("train", 70), ("val", 23))}
+    y = {s: rng.integers(0, 5, len(x[s])) for s in x}
+    for s in x:
+        save_split(tmp_path, s, x[s], y[s], shard_bytes=18 * 8)  # 8 rows a shard
+    pool = [Shards(tmp_path / s) for s in ("train", "val")]
+    rows = rng.permutation(93)[:60]
+    assert (rows >= 70).any() and (rows < 70).any()
+    shards.write_rows(tmp_path / "fold", pool, rows, max_bytes=18 * 7)  # 7 rows a block
+    back = load_split(tmp_path, "fold")
+    assert np.array_equal(back["x"], np.concatenate([x["train"], x["val"]])[rows])
+    assert np.array_equal(back["y"], np.concatenate([y["train"], y["val"]])[rows])
+    save_split(tmp_path, "other", rng.integers(0, 256, (5, 2, 3, 4), dtype=np.uint8), np.zeros(5, int))
+    with pytest.raises(DataError, match="cannot be pooled"):
+        shards.write_rows(tmp_path / "mixed", [pool[0], Shards(tmp_path / "other")], np.arange(3))

@@ -15,6 +15,7 @@ from reprovision.data.normalise import normalise
 from reprovision.data.shards import load_split
 from reprovision.data.sources import download
 from reprovision.data.splitting import split
+from reprovision.files import read_json
 from reprovision.training import crossval
 from reprovision.training.crossval import fold_indices, train_and_cross_validate
 from reprovision.training.paths import TrainPaths
@@ -119,3 +120,39 @@ def test_refit_publishes_a_model_trained_on_train_and_val_for_the_chosen_epochs(
     refit_weights = torch.load(paths.checkpoints / "refit" / "models" / "model.ckpt", weights_only=True)["state_dict"]
     assert all(torch.equal(published["state_dict"][k], v) for k, v in refit_weights.items())
     assert not all(torch.equal(main_best["state_dict"][k], v) for k, v in refit_weights.items())
+
+
+def test_a_fold_is_its_rows_of_the_pool_fitted_on_its_own_training_part_and_never_read_whole(tmp_path, monkeypatch):
+    """Each fold's splits are its rows of train + val end to end, written a block at a time from
+    the shards (no split in memory, so k-fold works on data past memory); its vocabulary (text)
+    is its own training part's."""
+    from types import SimpleNamespace
+
+    from tests.data.test_normalise import text_split
+
+    from reprovision.data.shards import Shards
+
+    docs = {
+        "train": [["good", "film"], ["good", "good"], ["bad", "plot", "plot"], ["bad"]],  # as long as val's
+        "val": [["dull", "dull", "dull"], ["film", "plot"]],
+        "test": [["film"]],
+    }
+    text_split(tmp_path / "split", docs)
+    pool = [Shards(tmp_path / "split" / s) for s in ("train", "val")]
+    stacked = np.concatenate([load_split(tmp_path / "split", s)["x"] for s in ("train", "val")])
+
+    def never_whole(self):
+        raise AssertionError(f"{self.dir} read whole")
+
+    monkeypatch.setattr(Shards, "inputs", never_whole)
+    summary = {"kind": "text", "task": "classification", "classes": ["neg", "pos"], "target": ""}
+    cfg = SimpleNamespace(data=SimpleNamespace(num_words=6, max_length=None))  # 4 reserved + 2 words
+    fold = (np.array([1, 3, 4]), np.array([0, 2, 5]))  # train: "good good", "bad", "dull dull dull"
+    crossval.write_fold(tmp_path / "fold", pool, fold, summary, cfg, tmp_path / "split")
+    monkeypatch.undo()
+    for name, rows in zip(("train", "val"), fold, strict=True):
+        written = load_split(tmp_path / "fold" / "split", name)["x"]
+        assert np.array_equal(written[:, : stacked.shape[1]], stacked[rows])
+    stats = read_json(tmp_path / "fold" / "normalised" / "stats.json")
+    assert stats["inputs"]["vocabulary"][4:] == ["dull", "good"]  # the fold's own training words
+    assert read_json(tmp_path / "fold" / "split" / "summary.json")["sizes"] == {"train": 3, "val": 3, "test": 0}

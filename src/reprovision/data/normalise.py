@@ -18,7 +18,7 @@ import numpy as np
 
 from reprovision.data import SPLITS
 from reprovision.data.raw import FIRST_WORD, PAD, RESERVED_WORDS, UNKNOWN
-from reprovision.data.shards import Shards, load_split, save_split
+from reprovision.data.shards import Shards, ShardWriter
 from reprovision.files import atomic_dir, read_json, write_json
 
 CHUNK_BYTES = 2**24  # pixels counted at a time: 16 MB, and 8 times that while numpy's bincount counts them
@@ -53,18 +53,33 @@ def channel_stats(images: np.ndarray | Iterator[np.ndarray]) -> tuple[list[float
     return means, stds
 
 
-def column_stats(rows: np.ndarray) -> tuple[list[float], list[float]]:
-    """Mean and standard deviation of each column of a table (N, F)."""
-    x = rows.astype(np.float64)
-    mean, std = x.mean(axis=0), x.std(axis=0)
+def blocks(rows: np.ndarray | Shards) -> Iterator[np.ndarray]:
+    """The inputs of an array or a split's shards, a block of whole rows of about CHUNK_BYTES at a time."""
+    return chunks(rows) if isinstance(rows, np.ndarray) else (x for x, _ in rows.blocks(CHUNK_BYTES))
+
+
+def column_stats(rows: np.ndarray | Shards) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of each column of a table (N, F), in float64 over two passes
+    of blocks of rows: a table of one block (up to 16 MB) gets numpy's `mean` and `std` to the
+    bit, a larger one the same bytes whatever its shards."""
+    n, total = 0, 0.0
+    for x in blocks(rows):
+        n, total = n + len(x), total + x.astype(np.float64).sum(axis=0)
+    mean = total / n
+    squares = sum(np.square(x.astype(np.float64) - mean).sum(axis=0) for x in blocks(rows))
+    std = np.sqrt(squares / n)
     std[std < 1e-12] = 1.0  # a constant column: leave it unscaled
     return mean.tolist(), std.tolist()
 
 
-def fit_vocabulary(tokens: np.ndarray, num_words: int) -> np.ndarray:
+def fit_vocabulary(tokens: np.ndarray | Shards, num_words: int) -> np.ndarray:
     """The dataset's ids of the `num_words - FIRST_WORD` most frequent words of `tokens` (the
-    training split), most frequent first; ties go to the lower id, so the choice is fixed."""
-    counts = np.bincount(tokens.ravel(), minlength=FIRST_WORD)
+    training split, counted a block at a time), most frequent first; ties go to the lower id, so
+    the choice is fixed."""
+    counts = np.zeros(FIRST_WORD, np.int64)
+    for x in blocks(tokens):
+        found = np.bincount(x.ravel(), minlength=len(counts))
+        counts = found + np.pad(counts, (0, len(found) - len(counts)))  # found is never the shorter
     counts[:FIRST_WORD] = 0
     order = np.lexsort((np.arange(len(counts)), -counts))  # by count descending, then id
     keep = order[: num_words - FIRST_WORD]
@@ -90,29 +105,34 @@ Encoder = Callable[[np.ndarray], np.ndarray]
 def fit(kind: str, train: Shards, split_dir: Path, num_words: int, max_length: int | None):
     """The inputs' fit on the `train` shards (the dataset's summary.json and words.json in
     `split_dir`), and for text the encoder that applies it to any split (images and table rows
-    are normalised per batch: None). Images are counted a block at a time: the split is never
-    in memory."""
+    are normalised per batch: None). Pixels, columns and words are counted a block at a time: the
+    split is never in memory."""
     if kind == "image":
-        mean, std = channel_stats(x for x, _ in train.blocks(CHUNK_BYTES))
+        mean, std = channel_stats(blocks(train))
         return {"kind": kind, "shape": list(train.x_shape), "mean": mean, "std": std}, None
-    train_x = train.inputs()
     if kind == "table":
-        mean, std = column_stats(train_x)
+        mean, std = column_stats(train)
         features = read_json(split_dir / "summary.json")["features"]
         return {"kind": kind, "features": features, "mean": mean, "std": std}, None
     words = read_json(split_dir / "words.json")
-    ids = fit_vocabulary(train_x, num_words)
+    ids = fit_vocabulary(train, num_words)
     vocabulary = [*RESERVED_WORDS, *(words[i] for i in ids)]
     inputs = {"kind": kind, "vocabulary": vocabulary, "max_length": max_length}
     return inputs, lambda x: encode_tokens(x, ids, max_length)
 
 
-def write_encoded(out_dir: Path, xs: dict[str, np.ndarray], ys: dict[str, np.ndarray], inputs: dict) -> None:
-    """Each split's vocabulary ids, padded to one length: the longest document after encoding."""
-    length = max(x.shape[1] for x in xs.values())
+def write_encoded(out_dir: Path, splits: dict[str, Shards], encode: Encoder, inputs: dict) -> None:
+    """Each split's vocabulary ids, padded to one length (the longest document after encoding),
+    encoded and written a block at a time: once to find that length, once to write."""
+    length = max(encode(x).shape[1] for split in splits.values() for x in blocks(split))
     inputs["longest"] = length - 1  # words: predict and serve cut any document there
-    for s, x in xs.items():
-        save_split(out_dir, s, np.pad(x, ((0, 0), (0, length - x.shape[1]))), ys[s])
+    for name, split in splits.items():
+        writer, at = ShardWriter(out_dir / name, split.y), 0
+        for x in blocks(split):
+            ids = encode(x)
+            writer.put(at, np.pad(ids, ((0, 0), (0, length - ids.shape[1]))))
+            at += len(ids)
+        writer.close()
 
 
 def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length: int | None = None) -> dict:
@@ -128,9 +148,7 @@ def normalise(split_dir: Path, out_dir: Path, num_words: int = 10000, max_length
         stats["target_mean"] = float(np.mean(train.y, dtype=np.float64))
     with atomic_dir(out_dir) as tmp:
         if encode is not None:
-            data = {s: load_split(split_dir, s) for s in SPLITS}
-            xs, ys = {s: encode(d["x"]) for s, d in data.items()}, {s: d["y"] for s, d in data.items()}
-            write_encoded(tmp, xs, ys, inputs)
+            write_encoded(tmp, {s: Shards(split_dir / s) for s in SPLITS}, encode, inputs)
         write_json(tmp / "stats.json", stats)
     return stats
 

@@ -92,6 +92,28 @@ def save_split(split_dir: str | Path, split: str, x: np.ndarray, y: np.ndarray, 
     writer.close()
 
 
+def write_rows(directory: str | Path, sources: list[Shards], rows: np.ndarray, max_bytes: int = 2**24) -> None:
+    """The split of `rows` of `sources` taken end to end (the first's rows, then the second's), as
+    indexing their stacked arrays would give it, written as the shards of `directory` a block of
+    at most `max_bytes` at a time: the sources are never in memory."""
+    first = sources[0]
+    if any((s.x_dtype, s.x_shape) != (first.x_dtype, first.x_shape) for s in sources):
+        raise DataError(f"{directory}: splits of different rows cannot be pooled ({[str(s.dir) for s in sources]})")
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.cumsum([0, *(len(s) for s in sources)])
+    writer = ShardWriter(directory, np.concatenate([s.y for s in sources])[rows])
+    step = max(1, max_bytes // max(1, first.row_bytes))
+    for at in range(0, len(rows), step):
+        block = rows[at : at + step]
+        which = np.searchsorted(starts, block, side="right") - 1
+        x = np.empty((len(block), *first.x_shape), first.x_dtype)
+        for i, source in enumerate(sources):
+            if (mask := which == i).any():
+                x[mask] = source.read(block[mask] - starts[i])
+        writer.put(at, x)
+    writer.close()
+
+
 def load_split(split_dir: str | Path, split: str) -> dict[str, np.ndarray]:
     """A whole split in memory, as {"x", "y"} (the device-resident path and small data)."""
     shards = Shards(Path(split_dir) / split)

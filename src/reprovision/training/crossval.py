@@ -22,7 +22,7 @@ import numpy as np
 
 from reprovision.config import Config
 from reprovision.data import normalise
-from reprovision.data.shards import Shards, load_split, save_split
+from reprovision.data.shards import Shards, write_rows
 from reprovision.files import read_csv, read_json, write_json
 from reprovision.training.fit import train
 from reprovision.training.paths import TrainPaths
@@ -39,20 +39,20 @@ def fold_indices(labels: np.ndarray, k: int, seed: int, stratify: bool = True) -
     return [(np.sort(tr), np.sort(va)) for tr, va in folds.split(np.zeros(len(labels)), labels)]
 
 
-def write_fold(where: Path, x: np.ndarray, y: np.ndarray, fold: tuple, summary: dict, cfg: Config, split_dir: Path):
-    """A fold's train/val splits and summary in `where/split`, and in `where/normalised` the fit on
-    its training part (stats.json; for text, each part's encoding)."""
+def write_fold(where: Path, pool: list[Shards], fold: tuple, summary: dict, cfg: Config, split_dir: Path):
+    """A fold's train/val splits (its rows of the `pool`ed splits) and summary in `where/split`,
+    and in `where/normalised` the fit on its training part (stats.json; for text, each part's
+    encoding), all written a block at a time."""
     tr, va = fold
     data, split = where / "normalised", where / "split"
     data.mkdir(parents=True)
-    split.mkdir()
     for name, rows in (("train", tr), ("val", va)):
-        save_split(split, name, x[rows], y[rows])
+        write_rows(split / name, pool, rows)
     kind = summary.get("kind", "image")
-    inputs, encode = normalise.fit(kind, Shards(split / "train"), split_dir, cfg.data.num_words, cfg.data.max_length)
+    parts = {name: Shards(split / name) for name in ("train", "val")}
+    inputs, encode = normalise.fit(kind, parts["train"], split_dir, cfg.data.num_words, cfg.data.max_length)
     if encode is not None:
-        xs, ys = {"train": encode(x[tr]), "val": encode(x[va])}, {"train": y[tr], "val": y[va]}
-        normalise.write_encoded(data, xs, ys, inputs)
+        normalise.write_encoded(data, parts, encode, inputs)
     stats = {"task": summary["task"], "classes": summary["classes"], "target": summary["target"], "inputs": inputs}
     write_json(data / "stats.json", stats)
     write_json(split / "summary.json", {**summary, "sizes": {"train": len(tr), "val": len(va), "test": 0}})
@@ -62,16 +62,15 @@ def cross_validate(cfg: Config, paths: TrainPaths, parent_run_id: str) -> dict[s
     """Train one model per fold of the pooled train+val splits; their monitored metric's mean and spread."""
     k, task = cfg.split.folds, cfg.data.task_spec
     split_dir = paths.summary.parent
-    parts = [load_split(split_dir, s) for s in ("train", "val")]
-    x = np.concatenate([p["x"] for p in parts])
-    y = np.concatenate([p["y"] for p in parts])
+    pool = [Shards(split_dir / s) for s in ("train", "val")]
+    y = np.concatenate([p.y for p in pool])
     summary = read_json(paths.summary)
     fold_cfg = dataclasses.replace(cfg, split=dataclasses.replace(cfg.split, folds=None, refit=False))
     scores, curves, losses = [], [], []
     with tempfile.TemporaryDirectory(prefix="folds-") as tmp:
         for i, fold in enumerate(fold_indices(y, k, cfg.seed, task.name == "classification"), start=1):
             where = Path(tmp) / f"fold-{i}"
-            write_fold(where, x, y, fold, summary, cfg, split_dir)
+            write_fold(where, pool, fold, summary, cfg, split_dir)
             fold_paths = TrainPaths.scratch(where, paths.params, where / "normalised", where / "split" / "summary.json")
             result = train(fold_cfg, fold_paths, run_name=f"fold {i}/{k}", parent_run_id=parent_run_id)
             scores.append(result[task.monitor])
@@ -106,16 +105,15 @@ def refit(cfg: Config, paths: TrainPaths, epochs: int, parent_run_id: str) -> di
     data, split = where / "normalised", where / "split"
     for directory in (data, split):
         directory.mkdir(parents=True, exist_ok=True)
-    # The arrays the net reads (for text, encoded with the training split's vocabulary), pooled.
+    # The rows the net reads (for text, encoded with the training split's vocabulary), pooled.
     kind = read_json(paths.data / "stats.json")["inputs"]["kind"]
-    parts = [normalise.net_inputs(paths.summary.parent, paths.data, s, kind) for s in ("train", "val")]
-    pooled = {"x": np.concatenate([p["x"] for p in parts]), "y": np.concatenate([p["y"] for p in parts])}
+    parts = [normalise.net_shards(paths.summary.parent, paths.data, s, kind) for s in ("train", "val")]
     shutil.copyfile(paths.data / "stats.json", data / "stats.json")
-    pooled_dir = data if kind == "text" else split  # where net_inputs looks for them
-    save_split(pooled_dir, "train", pooled["x"], pooled["y"])
-    save_split(pooled_dir, "val", parts[1]["x"], parts[1]["y"])  # the data module reads it; no validation runs
+    pooled_dir = data if kind == "text" else split  # where net_shards looks for them
+    write_rows(pooled_dir / "train", parts, np.arange(len(parts[0]) + len(parts[1])))
+    write_rows(pooled_dir / "val", parts[1:], np.arange(len(parts[1])))  # the data module reads it; no validation runs
     summary = read_json(paths.summary)
-    examples = len(parts[0]["y"]) + len(parts[1]["y"])
+    examples = len(parts[0]) + len(parts[1])
     write_json(split / "summary.json", {**summary, "sizes": {"train": examples, "val": 0, "test": 0}})
     refit_cfg = dataclasses.replace(
         cfg,
