@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 from tests.data.formats import data_config
-from tests.project import run
+from tests.project import pipeline_env, run
 
 from reprovision.config import compose
 from reprovision.data.normalise import normalise
@@ -42,10 +46,10 @@ def digits(tmp_path_factory) -> tuple[Path, dict]:
     return work, summary
 
 
-def train(
+def train_command(
     work: Path, name: str, *overrides: str, launcher: tuple[str, ...] = (sys.executable,), timing: bool = False
-) -> Path:
-    """The train stage's command in its own directory, started by `launcher` (python or torchrun)."""
+) -> tuple[Path, list[str]]:
+    """The train stage's command and its own directory, started by `launcher` (python or torchrun)."""
     where = work / name
     where.mkdir()
     cfg = compose(
@@ -60,13 +64,18 @@ def train(
         ],
     )
     (where / "params.yaml").write_text(OmegaConf.to_yaml(cfg))
-    run(
-        where,
+    return where, [
         *(*launcher, "-m", "reprovision", "train", "--params", "params.yaml", "--data", str(work / "normalised")),
         *("--summary", str(work / "split" / "summary.json"), "--checkpoints", "checkpoints", "--out", "models"),
         *("--metrics", "train.json", "--curves", "curves.csv"),
         *(("--timing", "timing.json") if timing else ()),
-    )
+    ]
+
+
+def train(work: Path, name: str, *overrides: str, **kwargs) -> Path:
+    """The train stage's command run to its end in its own directory."""
+    where, cmd = train_command(work, name, *overrides, **kwargs)
+    run(where, *cmd)
     return where
 
 
@@ -130,3 +139,39 @@ def test_two_processes_train_on_every_example_of_an_odd_split_once_an_epoch(tmp_
     normalise(tmp_path / "split", tmp_path / "normalised")
     where = train(tmp_path, "odd", "trainer.max_epochs=1", "trainer.strategy=ddp", "trainer.devices=2", timing=True)
     assert json.loads((where / "timing.json").read_text())["train_images"] == summary["sizes"]["train"]
+
+
+def test_a_data_parallel_run_killed_mid_epoch_resumes_to_the_same_bytes(tmp_path):
+    """Both processes killed mid-way through a later epoch (their random draws have parted by then:
+    the first epoch's last batch is split unevenly): the rerun resumes each process with its own
+    random state and its own share of the epoch's kept predictions, and ends in the bytes of a run
+    never killed: curves, metrics and weights."""
+    work = tmp_path
+    download(data_config(), work / "raw")
+    summary = split(data_config("data.val_fraction=0.2"), work / "raw", work / "split", seed=42)
+    assert summary["sizes"]["train"] % 2  # 1,149: the last batch is dealt 7 and 6
+    normalise(work / "split", work / "normalised")
+    settings = ("trainer.strategy=ddp", "trainer.devices=2", "data.batch_size=16", "data.flip=true")
+    reference = train(work, "ddp-uninterrupted", *settings, "trainer.max_epochs=3", "trainer.checkpoint_every_s=0")
+    where, cmd = train_command(work, "ddp-killed", *settings, "trainer.max_epochs=3", "trainer.checkpoint_every_s=1e-6")
+    proc = subprocess.Popen(cmd, cwd=where, env=pipeline_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    last, deadline, kept = where / "checkpoints" / "last.ckpt", time.monotonic() + 300, {}
+    while proc.poll() is None and time.monotonic() < deadline:
+        if last.exists():
+            kept = torch.load(last, weights_only=True)
+            if kept["epoch"] >= 1 and "epoch_so_far" in kept:
+                break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert kept["epoch"] >= 1 and "epoch_so_far" in kept, "no mid-epoch checkpoint after the first epoch"
+    assert len(kept["epoch_so_far"]["by_process"]) == 2 and len(kept["callbacks"]["EpochRecorder"]["torch_rng"]) == 2
+
+    run(where, *cmd)
+    for name in ("curves.csv", "train.json"):
+        assert (where / name).read_text() == (reference / name).read_text(), name
+    model, expected = (
+        torch.load(w / "models" / "model.ckpt", weights_only=True)["state_dict"] for w in (where, reference)
+    )
+    assert model.keys() == expected.keys() and all(torch.equal(model[k], v) for k, v in expected.items())

@@ -127,18 +127,21 @@ class Model(Inference, pl.LightningModule):
         self.epoch_lr = float(self.optimizers().param_groups[0]["lr"])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Mid-epoch (a long epoch's `last.ckpt`): what the epoch's metrics are made of so far, so a
-        # run resumed there logs the epoch an uninterrupted run would. Epoch-end checkpoints (the
-        # published model's among them) have none.
+        # Mid-epoch (a long epoch's `last.ckpt`): what the epoch's metrics are made of so far, every
+        # process's share (each resumes its own), so a run resumed there logs the epoch an
+        # uninterrupted run would. Epoch-end checkpoints (the published model's among them) have none.
         if self.epoch_outputs:
-            kept = [torch.cat(t) for t in zip(*self.epoch_outputs, strict=True)]
-            checkpoint["epoch_so_far"] = {"outputs": kept, "lr": self.epoch_lr}
+            kept = [torch.cat([p.to(self.device) for p in t]) for t in zip(*self.epoch_outputs, strict=True)]
+            shares = zip(*(by_process(self._trainer, t) for t in kept), strict=True)  # by rank
+            checkpoint["epoch_so_far"] = {"by_process": [list(share) for share in shares], "lr": self.epoch_lr}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # Lightning calls no on_train_epoch_start for an epoch resumed mid-way.
         if "epoch_so_far" in checkpoint:
-            so_far = checkpoint["epoch_so_far"]
-            self.epoch_outputs, self.epoch_lr = [tuple(so_far["outputs"])], so_far["lr"]
+            so_far, (rank, world) = checkpoint["epoch_so_far"], process_rank(self._trainer)
+            if len(so_far["by_process"]) == world:  # else the epoch's metrics count from the resume on
+                self.epoch_outputs = [tuple(so_far["by_process"][rank])]
+            self.epoch_lr = so_far["lr"]
 
     def configure_optimizers(self):
         optim = self.hparams.optim
@@ -159,3 +162,22 @@ class Model(Inference, pl.LightningModule):
     @property
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
+
+
+def process_rank(trainer: pl.Trainer | None) -> tuple[int, int]:
+    """(this process's rank, the number of processes) of a data-parallel run; (0, 1) outside one."""
+    return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+
+def by_process(trainer: pl.Trainer | None, tensor: torch.Tensor) -> list[torch.Tensor]:
+    """`tensor` as each process of a data-parallel run holds it, by rank, on the CPU: every process
+    calls this at the same point (a checkpoint's), and lengths along the first dimension may differ."""
+    if process_rank(trainer)[1] == 1:
+        return [tensor.cpu()]
+    strategy = trainer.strategy
+    local = tensor.to(strategy.root_device)  # NCCL gathers device tensors only
+    lengths = strategy.all_gather(torch.tensor([len(local)], device=local.device)).view(-1).tolist()
+    padded = local.new_zeros((max(lengths), *local.shape[1:]))
+    padded[: len(local)] = local
+    every = strategy.all_gather(padded)
+    return [every[rank, :n].cpu().clone() for rank, n in enumerate(lengths)]  # not views: saved alone

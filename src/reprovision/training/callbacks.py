@@ -17,6 +17,7 @@ from torch.distributed import ReduceOp
 
 from reprovision import tracking
 from reprovision.errors import StageFailed
+from reprovision.models.module import by_process, process_rank
 from reprovision.tasks import Task
 
 
@@ -55,20 +56,29 @@ class EpochRecorder(Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.flush()
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.trainer = trainer
+
     def state_dict(self) -> dict[str, Any]:
-        # The RNG as of the end of this epoch: the next epoch's shuffle and dropout match an
+        # The RNG as of this checkpoint, every process's (their draws differ once their batches
+        # have): the next epoch's shuffle, or the rest of this one, and dropout match an
         # uninterrupted run's.
+        trainer = getattr(self, "trainer", None)
+        cuda = torch.stack(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else torch.zeros(0, 0)
         return {
             "rows": self.rows,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "torch_rng": by_process(trainer, torch.get_rng_state()),
+            "cuda_rng": by_process(trainer, cuda),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows = list(state["rows"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rank, world = process_rank(getattr(self, "trainer", None))
+        if len(state["torch_rng"]) != world:  # another number of processes: the first one's
+            rank = 0
+        torch.set_rng_state(state["torch_rng"][rank])
+        if len(state["cuda_rng"][rank]) and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(state["cuda_rng"][rank]))
 
 
 class NonFiniteLoss(Callback):
