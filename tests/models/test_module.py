@@ -174,3 +174,21 @@ def test_a_regression_net_starts_at_the_training_splits_mean_target(tmp_path, ro
     with torch.no_grad():
         zero = module(torch.zeros(1, len(stats["inputs"]["features"])))  # a row at the training mean
     assert float(zero.squeeze()) == pytest.approx(stats["target_mean"], rel=1e-6)  # he: zero biases below
+
+
+def test_a_mid_epoch_checkpoint_of_the_one_process_format_still_resumes(root):
+    """Checkpoints written before every process's share was kept (one process's RNG state, one
+    list of kept predictions) are read as one process's: a run killed before an upgrade resumes."""
+    from reprovision.training.callbacks import EpochRecorder
+
+    torch.manual_seed(3)
+    state, expected = torch.get_rng_state(), torch.rand(3)
+    torch.manual_seed(99)
+    EpochRecorder(("epoch",)).load_state_dict({"rows": [{"epoch": 1.0}], "torch_rng": state, "cuda_rng": []})
+    assert torch.equal(torch.rand(3), expected)
+
+    module, kept = classifier(root), [torch.tensor([1, 2]), torch.tensor([1, 0]), torch.tensor([0.5, 0.25])]
+    module.on_load_checkpoint({"epoch_so_far": {"outputs": kept, "lr": 0.1}})
+    assert [torch.equal(a, b) for a, b in zip(module.epoch_outputs[0], kept, strict=True)] == [True] * 3
+    module.on_load_checkpoint({"epoch_so_far": {"by_process": [kept], "lr": 0.1}})
+    assert module.epoch_outputs[0][2] is kept[2] and module.epoch_lr == 0.1

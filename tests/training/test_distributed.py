@@ -165,7 +165,9 @@ def test_a_data_parallel_run_killed_mid_epoch_resumes_to_the_same_bytes(tmp_path
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
+    kept = torch.load(last, weights_only=True)  # what the rerun resumes from: no later save replaced it
     assert kept["epoch"] >= 1 and "epoch_so_far" in kept, "no mid-epoch checkpoint after the first epoch"
+    assert (where / "checkpoints" / "resume.json").exists()
     assert len(kept["epoch_so_far"]["by_process"]) == 2 and len(kept["callbacks"]["EpochRecorder"]["torch_rng"]) == 2
 
     run(where, *cmd)

@@ -195,17 +195,24 @@ class Shards:
         """(inputs, targets) in row order, at most `max_bytes` of inputs at a time."""
         step = max(1, max_bytes // max(1, self.row_bytes))
         for start in range(0, len(self), step):
-            rows = np.arange(start, min(start + step, len(self)))
-            yield self.read(rows), self.y[rows]
+            end = min(start + step, len(self))
+            yield self.span(start, end), self.y[start:end]
+
+    def span(self, start: int, end: int) -> np.ndarray:
+        """The inputs of rows start .. end - 1, read with one call per shard they cross (a row
+        at a time, a table's short rows would cost a call each)."""
+        out = np.empty((max(0, end - start), *self.x_shape), self.x_dtype)
+        flat = out.reshape(-1).view(np.uint8)
+        for shard, (first, last) in enumerate(zip(self.starts[:-1], self.starts[1:], strict=True)):
+            lo, hi = max(int(first), start), min(int(last), end)
+            if hi > lo:
+                part = flat[(lo - start) * self.row_bytes : (hi - start) * self.row_bytes]
+                os.preadv(self._fd(shard), [part], self.offsets[shard] + (lo - int(first)) * self.row_bytes)
+        return out
 
     def inputs(self) -> np.ndarray:
         """Every row's inputs in one array."""
-        out = np.empty((len(self), *self.x_shape), self.x_dtype)
-        flat = out.reshape(len(self), -1).view(np.uint8)
-        for shard, (start, end) in enumerate(zip(self.starts[:-1], self.starts[1:], strict=True)):
-            if end > start:
-                os.preadv(self._fd(shard), [flat[start:end].reshape(-1)], self.offsets[shard])
-        return out
+        return self.span(0, len(self))
 
     def close(self) -> None:
         for fd in self.__dict__.get("_fds", {}).values():  # also for one refused half-way through opening

@@ -139,8 +139,9 @@ class Model(Inference, pl.LightningModule):
         # Lightning calls no on_train_epoch_start for an epoch resumed mid-way.
         if "epoch_so_far" in checkpoint:
             so_far, (rank, world) = checkpoint["epoch_so_far"], process_rank(self._trainer)
-            if len(so_far["by_process"]) == world:  # else the epoch's metrics count from the resume on
-                self.epoch_outputs = [tuple(so_far["by_process"][rank])]
+            shares = so_far.get("by_process") or [so_far["outputs"]]  # or one process's, as written before
+            if len(shares) == world:  # else the epoch's metrics count from the resume on
+                self.epoch_outputs = [tuple(shares[rank])]
             self.epoch_lr = so_far["lr"]
 
     def configure_optimizers(self):

@@ -73,12 +73,15 @@ class EpochRecorder(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rows = list(state["rows"])
+        torch_rng, cuda_rng = state["torch_rng"], state["cuda_rng"]
+        if isinstance(torch_rng, torch.Tensor):  # written before every process's state was kept
+            torch_rng, cuda_rng = [torch_rng], [torch.stack(cuda_rng) if cuda_rng else torch.zeros(0, 0)]
         rank, world = process_rank(getattr(self, "trainer", None))
-        if len(state["torch_rng"]) != world:  # another number of processes: the first one's
+        if len(torch_rng) != world:  # another number of processes: the first one's
             rank = 0
-        torch.set_rng_state(state["torch_rng"][rank])
-        if len(state["cuda_rng"][rank]) and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(list(state["cuda_rng"][rank]))
+        torch.set_rng_state(torch_rng[rank])
+        if len(cuda_rng[rank]) and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(cuda_rng[rank]))
 
 
 class NonFiniteLoss(Callback):

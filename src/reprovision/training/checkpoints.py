@@ -4,8 +4,11 @@ Both files are Lightning's checkpoint dict, loaded with `weights_only=True`: the
 optimizer's state, the LR scheduler, the loop position, the module's hyperparameters (plain
 names and numbers: net, optim, classes, image shape, the training split's mean/std), and each
 stateful callback's state under its class name (`EpochRecorder`: every finished epoch's metrics
-and the torch RNG). The class names are part of the format: a renamed callback would not get its
-state back from a checkpoint written before the rename.
+and each process's torch RNG state; one tensor in checkpoints written before data-parallel
+resume kept every process's, still read). The class names are part of the format: a renamed
+callback would not get its state back from a checkpoint written before the rename. A mid-epoch
+`last.ckpt` also holds `epoch_so_far` (each process's kept predictions, the epoch's learning
+rate) and the training loader's place in the epoch.
 """
 
 from __future__ import annotations
