@@ -115,7 +115,7 @@ def test_a_checkpoint_of_an_unknown_net(model, tmp_path, capsys):
     ("change", "says"),
     [
         (lambda c: c["hyper_parameters"].update(task="regression"), "a regression of it needs [1]"),
-        (lambda c: c["hyper_parameters"]["inputs"].update(mean=[0.0, 0.0, 0.0]), "to have 1 channels, but got 3"),
+        (lambda c: c["hyper_parameters"]["inputs"].update(mean=[0.0, 0.0, 0.0]), "3 means and 1 stds for 1 channels"),
         (lambda c: c["hyper_parameters"]["inputs"].update(std="abc"), "invalid data type 'str'"),
         (lambda c: c["state_dict"].popitem(), "Missing key(s) in state_dict: "),
     ],

@@ -59,7 +59,12 @@ class Inference:
         cache = self.__dict__.setdefault("_statistics_on", {})
         if device not in cache:
             inputs = self.hparams.inputs
-            cache[device] = (torch.tensor(inputs["mean"], device=device), torch.tensor(inputs["std"], device=device))
+            mean, std = torch.tensor(inputs["mean"], device=device), torch.tensor(inputs["std"], device=device)
+            width = inputs["shape"][0] if inputs["kind"] == "image" else len(inputs["features"])
+            if mean.shape != (width,) or std.shape != (width,):  # in-place broadcasting would name neither
+                what = "channels" if inputs["kind"] == "image" else "columns"
+                raise ValueError(f"statistics of {len(mean)} means and {len(std)} stds for {width} {what}")
+            cache[device] = mean, std
         return cache[device]
 
     def predict_step(self, batch, batch_idx: int = 0):
