@@ -35,6 +35,7 @@ def test_rows_come_back_from_any_shard_in_any_order(tmp_path):
     rows = [*rng.permutation(500)[:123].tolist(), 29, 30, 29]  # across boundaries, repeated
     assert np.array_equal(split_.read(rows), x[rows])
     assert np.array_equal(split_[7], x[7]) and np.array_equal(split_[10:50:3], x[10:50:3])
+    assert np.array_equal(split_[25:95], x[25:95]) and split_[480:600].shape == (20, 3, 4, 4)
     assert np.array_equal(np.concatenate([b for b, _ in split_.blocks(1000)]), x)
     assert np.array_equal(pickle.loads(pickle.dumps(split_)).read(rows), x[rows])  # as DataLoader workers get it
 

@@ -167,7 +167,10 @@ class Shards:
         if isinstance(rows, int | np.integer):
             return self.read([rows])[0]
         if isinstance(rows, slice):
-            rows = range(*rows.indices(len(self)))
+            start, stop, step = rows.indices(len(self))
+            if step == 1:  # a run of rows (evaluate's and the baselines' batches): a call per shard
+                return self.span(start, stop)
+            rows = range(start, stop, step)
         return self.read(rows)
 
     def __getstate__(self) -> dict:  # to worker processes: without the open files

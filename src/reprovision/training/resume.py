@@ -30,7 +30,8 @@ RESUME_FILE = "resume.json"
 def fingerprint(cfg: Config, split_dir: Path, data_dir: Path) -> str:
     """What a checkpoint must match to be resumed: everything that shapes training, the split's
     files and the normalise stage's fit among them."""
-    ignored = ("progress_bar", "checkpoint_every_s")  # neither changes what is trained (nor data.loader)
+    # Neither changes what is trained; nor does data.loader (both paths draw the same batches).
+    ignored = ("progress_bar", "checkpoint_every_s")
     trainer = {k: v for k, v in dataclasses.asdict(cfg.trainer).items() if k not in ignored}
     settings = {
         "seed": cfg.seed,
